@@ -1,0 +1,39 @@
+# eopack — the two commands users need are `make demo` and `make test`; both set themselves up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Python 3.12: pyenv's copy when the machine has one, else uv downloads it.
+PYENV_312 := $(lastword $(sort $(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12)))
+export UV_PYTHON ?= $(if $(PYENV_312),$(PYENV_312),3.12)
+# uv honours the system CA store (TLS-intercepting proxies).
+export UV_NATIVE_TLS ?= 1
+UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.cache/uv/bin/uv)
+RUN := $(UV) run --frozen --no-sync
+
+.PHONY: help setup demo test lint clean
+
+help: ## Show the targets
+	@grep -hE '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: .venv/.synced ## Install system packages, uv and the locked environment
+
+.venv/.synced: pyproject.toml uv.lock $(wildcard tools/*/pyproject.toml) scripts/bootstrap.sh
+	@UV="$(UV)" bash scripts/bootstrap.sh
+	$(UV) sync --frozen
+	@touch $@
+
+demo: setup ## Run the main job on built-in defaults and print where the outputs are
+	$(RUN) python scripts/demo.py
+
+test: setup ## Run the whole test suite (starts the services it needs)
+	$(RUN) pytest
+
+lint: setup ## ruff, mypy and `eopack validate`
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+	$(RUN) eopack validate
+
+clean: ## Remove runs, caches and the environment
+	rm -rf runs .venv .cache .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,38 @@
+"""Fixtures shared by every test in the repository (tools and runners alike)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from imageserver import ImageServer, make_images  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("images")
+    make_images(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def image_server(images: Path) -> Iterator[str]:
+    """Base URL of a loopback server for the generated images (see tests/support/imageserver.py)."""
+    with ImageServer(images) as url:
+        yield url
+
+
+@pytest.fixture
+def allow_private(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EOPACK_ALLOW_PRIVATE_URLS", "1")
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return ROOT

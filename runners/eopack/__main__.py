@@ -1,0 +1,5 @@
+"""``python -m eopack`` is the ``eopack`` command."""
+
+from .cli import main
+
+main()

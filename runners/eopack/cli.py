@@ -1,0 +1,110 @@
+"""The ``eopack`` command: parse arguments, call, print. No logic lives here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from . import __version__
+from .console import err, notice, out
+from .errors import EopackError
+from .package import find_package, list_packages, repo_root, validate_package
+from .runners import REGISTRY, RunOptions, get_runner
+
+__all__ = ["main"]
+
+
+def tested_runners(app: str, root: Path) -> list[str]:
+    """Runners with a pytest-workflow test for this app (tests/workflows/<app>/<runner>.yml)."""
+    folder = root / "tests" / "workflows" / app
+    return sorted(p.stem.removeprefix("test_") for p in folder.glob("*.yml")) if folder.is_dir() else []
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="eopack")
+def cli() -> None:
+    """Run Earth-observation application packages (CWL) on any runner."""
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """Apps with their version, label and the runners their tests cover."""
+    root = repo_root()
+    table = Table("app", "version", "label", "tested on")
+    for pkg in list_packages(root):
+        table.add_row(pkg.name, pkg.version, pkg.label, ", ".join(tested_runners(pkg.name, root)) or "-")
+    out.print(table)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("--no-cwltool", is_flag=True, help="Skip `cwltool --validate` (contract checks only).")
+def validate(targets: tuple[str, ...], no_cwltool: bool) -> None:
+    """Check packages against the app-package contract (all apps when none given)."""
+    root = repo_root()
+    packages = [find_package(t, root) for t in targets] if targets else list_packages(root)
+    failed = 0
+    for pkg in packages:
+        findings = validate_package(pkg, root, run_cwltool=not no_cwltool)
+        for finding in findings:
+            click.echo(str(finding))
+        if findings:
+            failed += 1
+        else:
+            err.print(f"[green]ok[/] {pkg.name} {pkg.version}")
+    if failed:
+        sys.exit(1)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("app")
+@click.argument("job", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--runner", "runner_name", default="cwltool", show_default=True,
+              type=click.Choice(sorted(REGISTRY)), help="Where to run.")
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default runs/<app>/<UTC timestamp>/).")
+@click.option("--no-container", is_flag=True, help="Run the tools installed here instead of their images.")
+@click.option("--dask-gateway-url", metavar="URL", help="Create the package's Dask cluster on this gateway.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not echo the runner's log (it is still kept).")
+@click.argument("extra", nargs=-1, type=click.UNPROCESSED)
+def run(app: str, job: Path | None, runner_name: str, outdir: Path | None, no_container: bool,
+        dask_gateway_url: str | None, quiet: bool, extra: tuple[str, ...]) -> None:
+    """Run APP with JOB (default: the package's examples/default.yml).
+
+    Arguments after `--` go to the runner unchanged.
+    """
+    pkg = find_package(app)
+    job = job or pkg.default_job
+    if not job.exists():
+        raise click.UsageError(f"no job file given and {job} does not exist")
+    runner = get_runner(runner_name)
+    options = RunOptions(outdir=outdir, no_container=no_container, dask_gateway_url=dask_gateway_url,
+                         extra_args=list(extra), quiet=quiet)
+    result = runner.run(pkg, job, options)
+    if not result.ok:
+        for line in result.errors:
+            err.print(f"[red]{line}[/]")
+        err.print(f"[red]eopack: {pkg.name} {result.status.value} on {runner_name} (exit {result.exit_code}); "
+                  f"log: {result.log}[/]")
+        sys.exit(result.exit_code)
+    notice(f"{pkg.name} succeeded on {runner_name}; results in {result.run_dir}")
+    click.echo(str(result.catalog) if result.catalog else str(result.run_dir))
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        err.print("[red]eopack: aborted[/]")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EopackError as exc:
+        err.print(f"[red]eopack: error: {exc}[/]")
+        sys.exit(exc.exit_code)

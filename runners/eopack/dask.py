@@ -1,0 +1,206 @@
+"""DaskGatewayRequirement, runner side: read it, evaluate it, lower it (DESIGN.md §3).
+
+Packages declare the requirement as a *hint*. cwltool, Toil and WES know nothing about it, so we
+*lower* it: evaluate its five values (literals or CWL expressions over the tool's inputs) and hand
+them to the tool as ``DASK_GATEWAY_*`` environment variables with Calrissian's names, through an
+``EnvVarRequirement`` in a temporary copy of the package. Calrissian instead needs it under
+``requirements`` (``to_requirement``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cwl_utils.expression import do_eval
+
+from .errors import PackageInvalidError
+from .package import DASK_CLASS, DASK_FIELDS, Package, as_list, class_name, short_id
+
+__all__ = [
+    "DaskRequirement",
+    "evaluate",
+    "lower",
+    "memory_bytes",
+    "step_inputs",
+    "to_requirement",
+]
+
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(K|M|G|T|KB|MB|GB|TB)$")
+_FACTOR = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4,
+           "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+
+
+def memory_bytes(value: str) -> int:
+    """Bytes in a memory string; ``Gi`` and friends are refused with the allowed units.
+
+    >>> memory_bytes("2G"), memory_bytes("2GB"), memory_bytes("512M")
+    (2147483648, 2000000000, 536870912)
+    """
+    match = _MEMORY.match(str(value).strip())
+    if not match:
+        raise ValueError(f"memory {value!r} must be a number with one of the units K, M, G, T (×1024) "
+                         "or KB, MB, GB, TB (×1000), e.g. '2G'")
+    return int(float(match.group(1)) * _FACTOR[match.group(2)])
+
+
+@dataclass(frozen=True)
+class DaskRequirement:
+    """The evaluated requirement of one tool."""
+
+    worker_cores: int
+    worker_cores_limit: int
+    cluster_max_cores: int
+    worker_memory: str
+    cluster_max_memory: str
+
+    @property
+    def workers(self) -> int:
+        """``min(maxCores // workerCoresLimit, maxMemory // workerMemory)``, at least 1."""
+        by_cores = self.cluster_max_cores // max(self.worker_cores_limit, 1)
+        by_memory = memory_bytes(self.cluster_max_memory) // max(memory_bytes(self.worker_memory), 1)
+        return max(1, min(by_cores, by_memory))
+
+    def env(self, gateway_url: str | None = None, image: str | None = None) -> dict[str, str]:
+        """The variables a tool reads (Calrissian's names)."""
+        out = {
+            "DASK_GATEWAY_WORKER_CORES": str(self.worker_cores),
+            "DASK_GATEWAY_WORKER_CORES_LIMIT": str(self.worker_cores_limit),
+            "DASK_GATEWAY_WORKER_MEMORY": self.worker_memory,
+            "DASK_GATEWAY_CLUSTER_MAX_CORES": str(self.cluster_max_cores),
+            "DASK_GATEWAY_CLUSTER_MAX_RAM": self.cluster_max_memory,
+        }
+        if gateway_url:
+            out["DASK_GATEWAY_URL"] = gateway_url
+        if image:
+            out["DASK_GATEWAY_IMAGE"] = image
+        return out
+
+    def describe(self) -> str:
+        return (f"{self.workers} worker(s) × {self.worker_cores} core(s) (limit {self.worker_cores_limit}), "
+                f"{self.worker_memory} each; cluster max {self.cluster_max_cores} cores, {self.cluster_max_memory}")
+
+
+def find_hint(tool: Mapping[str, Any]) -> dict[str, Any] | None:
+    for section in ("hints", "requirements"):
+        for entry in as_list(tool.get(section)):
+            if class_name(entry) == DASK_CLASS:
+                return entry
+    return None
+
+
+def step_inputs(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs ``tool`` receives when the package's Workflow runs ``job``.
+
+    Follows the step's ``in`` sources to Workflow inputs and applies defaults, which covers
+    packages whose steps take Workflow inputs directly (ours). ``valueFrom`` and step-to-step
+    sources are refused with a clear message rather than guessed.
+    """
+    wf = pkg.workflow
+    wf_values: dict[str, Any] = {}
+    for inp in as_list(wf.get("inputs"), "id"):
+        key = short_id(inp["id"])
+        wf_values[key] = job.get(key, inp.get("default"))
+    tool_id = short_id(tool.get("id", ""))
+    values: dict[str, Any] = {}
+    for step in as_list(wf.get("steps"), "id"):
+        if short_id(str(step.get("run", ""))) != tool_id:
+            continue
+        for binding in as_list(step.get("in"), "id", "source"):
+            if "valueFrom" in binding:
+                raise PackageInvalidError(pkg.name, [
+                    f"step {short_id(step['id'])!r} input {short_id(binding['id'])!r} uses valueFrom; "
+                    f"{DASK_CLASS} expressions can only reference inputs passed straight from the Workflow"])
+            source = binding.get("source")
+            value = wf_values.get(short_id(source)) if isinstance(source, str) else None
+            values[short_id(binding["id"])] = value if value is not None else binding.get("default")
+        break
+    for inp in as_list(tool.get("inputs"), "id"):
+        key = short_id(inp["id"])
+        if values.get(key) is None and "default" in inp:
+            values[key] = inp["default"]
+        values.setdefault(key, None)
+    return values
+
+
+def evaluate(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -> DaskRequirement | None:
+    """Evaluate the tool's requirement with the inputs ``job`` gives it; None if it has none."""
+    hint = find_hint(tool)
+    if hint is None:
+        return None
+    inputs = step_inputs(pkg, tool, job)
+    requirements = as_list(tool.get("requirements")) + as_list(pkg.workflow.get("requirements"))
+    values: dict[str, Any] = {}
+    problems = []
+    for field in DASK_FIELDS:
+        raw = hint.get(field)
+        if raw is None:
+            problems.append(f"{DASK_CLASS}.{field} is missing")
+            continue
+        try:
+            values[field] = do_eval(raw, inputs, requirements, None, None, {})
+        except Exception as err:
+            problems.append(f"{DASK_CLASS}.{field} = {raw!r} cannot be evaluated: {str(err).splitlines()[-1]}")
+    if problems:
+        raise PackageInvalidError(pkg.name, problems)
+    try:
+        req = DaskRequirement(
+            worker_cores=int(values["workerCores"]),
+            worker_cores_limit=int(values["workerCoresLimit"]),
+            cluster_max_cores=int(values["clusterMaxCores"]),
+            worker_memory=str(values["workerMemory"]),
+            cluster_max_memory=str(values["clusterMaxMemory"]),
+        )
+        memory_bytes(req.worker_memory)
+        memory_bytes(req.cluster_max_memory)
+    except (TypeError, ValueError) as err:
+        raise PackageInvalidError(pkg.name, [f"{DASK_CLASS} evaluated to an unusable value: {err}"]) from None
+    return req
+
+
+def _set_env(tool: dict[str, Any], env: Mapping[str, str]) -> None:
+    reqs = as_list(tool.get("requirements"))
+    for req in reqs:
+        if class_name(req) == "EnvVarRequirement":
+            defs = [d for d in as_list(req.get("envDef"), "envName", "envValue") if d["envName"] not in env]
+            req["envDef"] = defs + [{"envName": k, "envValue": v} for k, v in env.items()]
+            break
+    else:
+        reqs.append({"class": "EnvVarRequirement",
+                     "envDef": [{"envName": k, "envValue": v} for k, v in env.items()]})
+    tool["requirements"] = reqs
+
+
+def lower(pkg: Package, doc: dict[str, Any], job: Mapping[str, Any], gateway_url: str | None = None,
+          use_image: bool = False) -> dict[str, DaskRequirement]:
+    """Rewrite ``doc`` (a copy of ``pkg.doc``) so each Dask tool receives its ``DASK_GATEWAY_*`` env.
+
+    Returns the evaluated requirement per tool id, for reporting.
+    """
+    lowered: dict[str, DaskRequirement] = {}
+    for tool in doc.get("$graph", []):
+        if tool.get("class") != "CommandLineTool":
+            continue
+        req = evaluate(pkg, tool, job)
+        if req is None:
+            continue
+        image = None
+        if use_image:
+            image = next((str(r["dockerPull"]) for r in as_list(tool.get("requirements")) + as_list(tool.get("hints"))
+                          if class_name(r) == "DockerRequirement" and r.get("dockerPull")), None)
+        _set_env(tool, req.env(gateway_url, image))
+        lowered[short_id(tool.get("id", ""))] = req
+    return lowered
+
+
+def to_requirement(doc: dict[str, Any]) -> dict[str, Any]:
+    """Move the hint into ``requirements`` of every tool (what Calrissian ≥ 0.19 needs)."""
+    for tool in doc.get("$graph", []):
+        hints = as_list(tool.get("hints"))
+        dask = [h for h in hints if class_name(h) == DASK_CLASS]
+        if dask:
+            tool["hints"] = [h for h in hints if class_name(h) != DASK_CLASS]
+            tool["requirements"] = as_list(tool.get("requirements")) + dask
+    return doc

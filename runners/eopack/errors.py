@@ -1,0 +1,58 @@
+"""One error hierarchy for the CLI and runners; messages are built from attributes tests can check."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "EopackError",
+    "PackageInvalidError",
+    "PackageNotFoundError",
+    "RunFailedError",
+    "ServiceUnavailableError",
+    "UnknownRunnerError",
+]
+
+
+class EopackError(Exception):
+    """Base class; ``str(err)`` is one line that says what is wrong and what to do."""
+
+    exit_code = 1
+
+
+class PackageNotFoundError(EopackError):
+    exit_code = 2
+
+    def __init__(self, name: str, available: Sequence[str]) -> None:
+        self.name, self.available = name, list(available)
+        super().__init__(
+            f"No application package {name!r}: expected app-packages/{name}/{name}.cwl or a path to a .cwl "
+            f"file. Available: {', '.join(self.available) or 'none'}."
+        )
+
+
+class PackageInvalidError(EopackError):
+    def __init__(self, app: str, problems: Sequence[str]) -> None:
+        self.app, self.problems = app, list(problems)
+        super().__init__(f"Package {app!r} is invalid: {'; '.join(self.problems)}")
+
+
+class UnknownRunnerError(EopackError):
+    exit_code = 2
+
+    def __init__(self, name: str, available: Sequence[str]) -> None:
+        self.name, self.available = name, list(available)
+        super().__init__(f"Unknown runner {name!r}. Use one of: {', '.join(self.available)}.")
+
+
+class RunFailedError(EopackError):
+    def __init__(self, app: str, runner: str, exit_code: int, reason: str) -> None:
+        self.app, self.runner, self.reason = app, runner, reason
+        self.exit_code = exit_code or 1
+        super().__init__(f"{app} failed on {runner} (exit {exit_code}): {reason}")
+
+
+class ServiceUnavailableError(EopackError):
+    def __init__(self, service: str, reason: str, fix: str) -> None:
+        self.service, self.reason, self.fix = service, reason, fix
+        super().__init__(f"{service} is not available: {reason}. {fix}")

@@ -1,0 +1,100 @@
+"""Run a package with cwltool, the CWL reference runner (the default runner)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from .. import docker
+from ..console import notice
+from ..dask import lower
+from ..package import Package, cwltool_command, repo_root
+from .base import (
+    RunOptions,
+    RunResult,
+    RunStatus,
+    collect_outputs,
+    default_run_dir,
+    docker_to_hint,
+    load_job,
+    tee_process,
+    tool_commands,
+    tool_errors,
+    write_run_copy,
+)
+
+__all__ = ["CwltoolRunner", "container_decision"]
+
+# Variables a user sets for the tools, forwarded through cwltool's clean environment.
+FORWARDED_ENV = ("EOPACK_ALLOW_PRIVATE_URLS",)
+
+
+def container_decision(package: Package, no_container: bool) -> tuple[bool, str]:
+    """(use containers, why): containers when a daemon answers and every image exists locally."""
+    if no_container:
+        return False, "--no-container given"
+    if not docker.daemon_answers():
+        return False, "no Docker daemon answers"
+    missing = [img for img in package.images() if not docker.image_exists(img)]
+    if missing:
+        return False, f"image {', '.join(missing)} is not built (make images)"
+    return True, "Docker daemon and images available"
+
+
+class CwltoolRunner:
+    name = "cwltool"
+
+    def available(self) -> tuple[bool, str]:
+        return True, ""
+
+    def command(self, cwl: Path, job_file: Path, run_dir: Path, use_containers: bool,
+                options: RunOptions) -> list[str]:
+        cmd = [*cwltool_command(), "--disable-color", "--outdir", str(run_dir / ".eopack" / "out")]
+        if not use_containers:
+            cmd.append("--no-container")
+        for name in FORWARDED_ENV:
+            if name in os.environ or name in options.env:
+                cmd += ["--preserve-environment", name]
+        cmd += [*options.extra_args, f"{cwl}#{cwl.stem}", str(job_file)]
+        return cmd
+
+    def run(self, package: Package, job_path: Path, options: RunOptions) -> RunResult:
+        job = load_job(job_path)
+        run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
+        use_containers, why = container_decision(package, options.no_container)
+        if not use_containers:
+            notice(f"running without containers ({why}); the tools installed in this environment are used")
+        doc = package.copy_doc()
+        for tool, req in lower(package, doc, job, options.dask_gateway_url, use_image=use_containers).items():
+            notice(f"Dask for {tool}: {req.describe()}"
+                   + (f" on gateway {options.dask_gateway_url}" if options.dask_gateway_url else " (local)"))
+        if not use_containers:
+            docker_to_hint(doc)
+        cwl, job_file = write_run_copy(run_dir, package, doc, job)
+        cmd = self.command(cwl, job_file, run_dir, use_containers, options)
+        (run_dir / ".eopack" / "command.txt").write_text(" ".join(cmd) + "\n")
+        env = {**os.environ, **options.env}
+        if not use_containers:
+            # The tools' console scripts live next to this interpreter (the workspace venv).
+            env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        log = run_dir / ".eopack" / "cwltool.log"
+        stdout = run_dir / ".eopack" / "cwltool-output.json"
+        code = tee_process(cmd, log, env, options.quiet, stdout)
+        try:
+            return self._result(package, run_dir, code, log, stdout)
+        finally:
+            # Whatever cwltool staged and we did not move is not a result.
+            shutil.rmtree(run_dir / ".eopack" / "out", ignore_errors=True)
+
+    def _result(self, package: Package, run_dir: Path, code: int, log: Path, stdout: Path) -> RunResult:
+        if code != 0:
+            status = RunStatus.KILLED if code < 0 or code - 128 in (signal.SIGTERM, signal.SIGKILL) else RunStatus.FAILED
+            return RunResult(status, code if code > 0 else 1, run_dir, errors=tool_errors(log, tool_commands(package)),
+                             log=log)
+        raw = json.loads(stdout.read_text() or "{}")
+        outputs, catalog = collect_outputs(package, raw, run_dir)
+        return RunResult(RunStatus.SUCCEEDED, 0, run_dir, outputs, catalog, log=log)

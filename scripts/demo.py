@@ -1,0 +1,63 @@
+"""`make demo`: run the packages on built-in defaults and print where the outputs are.
+
+convert-url: a generated image is served on 127.0.0.1:8765 (the address in
+app-packages/convert-url/examples/default.yml) and converted through `eopack run`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from imageserver import ImageServer, make_images  # noqa: E402
+
+from eopack_eo_common.stac import validate_tree  # noqa: E402
+
+DEFAULT_PORT = 8765
+
+
+def eopack_run(app: str, *args: str, env: dict[str, str] | None = None) -> Path:
+    proc = subprocess.run([sys.executable, "-m", "eopack", "run", app, *args], cwd=ROOT, text=True,
+                          stdout=subprocess.PIPE, env={**os.environ, **(env or {})}, check=False)
+    if proc.returncode != 0:
+        sys.exit(f"demo: {app} failed (exit {proc.returncode}); see the messages above")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def report(app: str, catalog: Path) -> None:
+    stac = validate_tree(catalog.parent)
+    if not stac.ok:
+        sys.exit(f"demo: {app} wrote invalid STAC: {stac.errors[0]}")
+    print(f"{app}: {catalog}  (STAC valid, {stac.documents} documents)", flush=True)
+
+
+def demo_convert_url() -> Path:
+    images = ROOT / "runs" / "demo-inputs" / "images"
+    make_images(images)
+    job: list[str] = []
+    try:
+        server = ImageServer(images, DEFAULT_PORT)
+    except OSError:  # port taken: serve elsewhere and write the job ourselves
+        server = ImageServer(images)
+        job_file = images.parent / "convert-url.yml"
+        job_file.write_text(f"fn: resize\nurl: {server.url}/sample-rgb.png\nsize: 50%\n")
+        job = [str(job_file)]
+    with server:
+        # The image is on loopback, which convert-url refuses unless told to trust it.
+        return eopack_run("convert-url", *job, env={"EOPACK_ALLOW_PRIVATE_URLS": "1"})
+
+
+def main() -> None:
+    results = {"convert-url": demo_convert_url()}
+    print("\nOutputs:", flush=True)
+    for app, catalog in results.items():
+        report(app, catalog)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""`eopack validate`: the contract of DESIGN.md §3, one line per violation, exit 1."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = sorted(p.name for p in (ROOT / "app-packages").iterdir() if (p / f"{p.name}.cwl").exists())
+
+
+def eopack(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "eopack", *args], cwd=cwd, capture_output=True, text=True,
+                          check=False)
+
+
+def test_repo_packages_are_valid() -> None:
+    proc = eopack("validate")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for app in APPS:
+        assert f"ok {app}" in proc.stderr
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_plain_cwltool_validates(app: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "cwltool", "--validate", f"app-packages/{app}/{app}.cwl"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "is valid CWL" in proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A copy of the repository layout, so packages can be broken without touching the real ones."""
+    for part in ("app-packages", "tools", "containers", "pyproject.toml"):
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy(src, tmp_path / part)
+    return tmp_path
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert re.search(old, text, flags=re.M), f"{old!r} not in {path}"
+    path.write_text(re.sub(old, new, text, count=1, flags=re.M))
+
+
+CASES = [
+    ("clusterMaxCores:", "clusterMaxCore:",
+     "convert-url: CommandLineTool 'convert' DaskGatewayRequirement: field 'clusterMaxCore' is the old name: "
+     "rename it to 'clusterMaxCores'"),
+    (r"^s:softwareVersion: .*\n", "",
+     "convert-url: s:softwareVersion: missing: add s:softwareVersion: MAJOR.MINOR.PATCH at the top of the document"),
+    (r'workerMemory: "1G"', 'workerMemory: "1Gi"',
+     "convert-url: CommandLineTool 'convert' DaskGatewayRequirement.workerMemory: '1Gi' has a unit that is not "
+     "allowed: use a number with K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'"),
+    (r"^    label: Convert an image from a URL\n", "",
+     "convert-url: Workflow: no label: add a non-empty 'label'"),
+    (r"^        doc: Runs the convert-url tool on one URL.\n", "",
+     "convert-url: Workflow step 'convert': no doc: add a non-empty 'doc'"),
+    (r"^        coresMin: 1\n", "",
+     "convert-url: CommandLineTool 'convert' requirements.ResourceRequirement: no coresMin: declare coresMin"),
+    (r"^    id: convert-url$", "    id: convert_url",
+     "convert-url: Workflow: id is 'convert_url': set the Workflow id to 'convert-url' (the app name)"),
+    (r"^          prefix: --max-bytes$", "          prefix: --maxbytes",
+     "convert-url: CommandLineTool 'convert' input 'max_bytes': prefix is '--maxbytes': use '--max-bytes'"),
+    (r"^s:softwareVersion: 1.0.0$", "s:softwareVersion: 1.0",
+     "convert-url: s:softwareVersion: '1.0' is not semver: use MAJOR.MINOR.PATCH, e.g. 1.0.0"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "line"), CASES, ids=[c[2].split(": ")[2][:40] for c in CASES])
+def test_violation_is_one_clear_line(repo_copy: Path, old: str, new: str, line: str) -> None:
+    _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", old, new)
+    proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
+    assert proc.returncode == 1
+    assert any(out.startswith(line) for out in proc.stdout.splitlines()), proc.stdout
+
+
+def test_dask_under_requirements_is_refused_by_cwltool_and_us(repo_copy: Path) -> None:
+    cwl = repo_copy / "app-packages/convert-url/convert-url.cwl"
+    _edit(cwl, r"^    hints:\n      calrissian:DaskGatewayRequirement:",
+          "    hints: {}\n    x-moved:\n      calrissian:DaskGatewayRequirement:")
+    text = cwl.read_text().replace("    requirements:\n      DockerRequirement:",
+                                   "    requirements:\n      calrissian:DaskGatewayRequirement: {workerCores: 1, "
+                                   "workerCoresLimit: 1, clusterMaxCores: 1, workerMemory: 1G, "
+                                   "clusterMaxMemory: 1G}\n      DockerRequirement:", 1)
+    cwl.write_text(text.replace("    x-moved:\n", "    s:x-moved:\n"))
+    proc = eopack("validate", "convert-url", cwd=repo_copy)
+    assert proc.returncode == 1
+    assert "DaskGatewayRequirement is under requirements: move it to hints" in proc.stdout
+    assert ": fix what cwltool --validate reports" in proc.stdout  # cwltool rejects it too
+
+
+def test_version_must_match_the_tool(repo_copy: Path) -> None:
+    _edit(repo_copy / "tools/convert-url/pyproject.toml", r'^version = ".*"$', 'version = "9.9.9"')
+    proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
+    assert proc.returncode == 1
+    assert "convert-url: tools/convert-url/pyproject.toml: version '9.9.9' differs from s:softwareVersion '1.0.0'" \
+        in proc.stdout
+
+
+def test_missing_dask_fields_each_named(repo_copy: Path) -> None:
+    _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", r"^        clusterMaxMemory: .*\n", "")
+    proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
+    assert "field 'clusterMaxMemory' is missing" in proc.stdout
+
+
+def test_unknown_app_lists_available() -> None:
+    proc = eopack("validate", "no-such-app")
+    assert proc.returncode == 2
+    assert "No application package 'no-such-app'" in proc.stderr and "convert-url" in proc.stderr

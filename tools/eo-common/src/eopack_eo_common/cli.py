@@ -1,0 +1,50 @@
+"""The one way every tool's ``main()`` turns exceptions into exit codes and a single stderr line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from .errors import EXIT_FAILURE, ToolError
+
+__all__ = ["run_main", "setup_logging"]
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Progress goes to stderr, so a tool's stdout stays free for machine-readable output."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("distributed", "rasterio", "urllib3", "PIL", "asyncio", "tornado", "bokeh"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_main(tool: str, body: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None) -> int:
+    """Run ``body`` and map its outcome to an exit code.
+
+    A ``ToolError`` prints exactly one line, ``<tool>: error: <message>``, so runners and users
+    see what to fix without reading a traceback. Anything else is a bug: we still print one line
+    first, then the traceback for whoever debugs it.
+    """
+    try:
+        body(argv)
+    except ToolError as err:
+        print(f"{tool}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"{tool}: error: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as err:  # argparse usage errors and SIGTERM (see dask_cluster) land here
+        code = err.code if isinstance(err.code, int) else EXIT_FAILURE
+        return code
+    except Exception as err:
+        print(f"{tool}: error: unexpected {type(err).__name__}: {err}", file=sys.stderr)
+        logging.getLogger(tool).debug("traceback", exc_info=True)
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        return EXIT_FAILURE
+    return 0

@@ -1,0 +1,280 @@
+"""Resolve the Dask cluster a tool computes on (the tool side of DESIGN.md §3).
+
+Order, exactly:
+
+1. ``DASK_CLUSTER`` set: connect to that existing gateway cluster. Its owner (Calrissian, or
+   whoever created it) shuts it down, so we never do.
+2. ``DASK_GATEWAY_URL`` set: create a cluster with the worker size the runner lowered from the
+   package's DaskGatewayRequirement, scale it to
+   ``min(max_cores // worker_cores_limit, max_memory // worker_memory)`` and shut it down on
+   every exit path: success, exception, and SIGTERM.
+3. Neither: a local ``distributed.LocalCluster`` sized to the cores and memory this process may
+   use (cgroup limits inside a container).
+
+A gateway that was asked for but cannot be reached is an error, never a silent local fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ToolError, ToolInputError
+
+__all__ = [
+    "GatewaySpec",
+    "dask_client",
+    "gateway_spec_from_env",
+    "local_limits",
+    "parse_memory",
+    "worker_count",
+]
+
+log = logging.getLogger(__name__)
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4,
+          "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_memory(value: str | int) -> int:
+    """Bytes in a Calrissian memory string: K/M/G/T are ×1024, KB/MB/GB/TB ×1000.
+
+    >>> parse_memory("2G"), parse_memory("2GB"), parse_memory("512M")
+    (2147483648, 2000000000, 536870912)
+    """
+    if isinstance(value, int):
+        return value
+    match = _MEMORY.match(str(value))
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _UNITS:
+        raise ToolInputError(
+            f"memory {value!r} is not understood; use a number with one of the units "
+            "K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'"
+        )
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def worker_count(max_cores: int, worker_cores_limit: int, max_memory: int, worker_memory: int) -> int:
+    """Workers that fit both cluster limits; at least one.
+
+    >>> worker_count(4, 1, 8 * 1024**3, 2 * 1024**3)
+    4
+    >>> worker_count(8, 2, 4 * 1024**3, 3 * 1024**3)
+    1
+    """
+    by_cores = max_cores // max(worker_cores_limit, 1)
+    by_memory = max_memory // max(worker_memory, 1)
+    return max(1, min(by_cores, by_memory))
+
+
+@dataclass(frozen=True)
+class GatewaySpec:
+    """What the runner lowered from the DaskGatewayRequirement into ``DASK_GATEWAY_*`` variables."""
+
+    url: str
+    worker_cores: int
+    worker_cores_limit: int
+    worker_memory: int
+    cluster_max_cores: int
+    cluster_max_memory: int
+    image: str | None = None
+    proxy_address: str | None = None
+
+    @property
+    def workers(self) -> int:
+        return worker_count(self.cluster_max_cores, self.worker_cores_limit,
+                            self.cluster_max_memory, self.worker_memory)
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise ToolInputError(f"{name}={raw!r} must be a whole number of cores") from None
+
+
+def gateway_spec_from_env(env: Mapping[str, str]) -> GatewaySpec:
+    """Read the ``DASK_GATEWAY_*`` variables (Calrissian's names) into a spec."""
+    cores = _int_env(env, "DASK_GATEWAY_WORKER_CORES", 1)
+    memory = parse_memory(env.get("DASK_GATEWAY_WORKER_MEMORY") or "2G")
+    return GatewaySpec(
+        url=env["DASK_GATEWAY_URL"],
+        worker_cores=cores,
+        worker_cores_limit=_int_env(env, "DASK_GATEWAY_WORKER_CORES_LIMIT", cores),
+        worker_memory=memory,
+        cluster_max_cores=_int_env(env, "DASK_GATEWAY_CLUSTER_MAX_CORES", cores),
+        cluster_max_memory=parse_memory(env.get("DASK_GATEWAY_CLUSTER_MAX_RAM") or str(memory)),
+        image=env.get("DASK_GATEWAY_IMAGE") or None,
+        proxy_address=env.get("DASK_GATEWAY_PROXY_ADDRESS") or None,
+    )
+
+
+def local_limits() -> tuple[int, int | None]:
+    """Cores and memory bytes this process may use, honouring cgroup v2/v1 limits of a container."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpu_max = Path("/sys/fs/cgroup/cpu.max")
+    if cpu_max.exists():
+        quota, _, period = cpu_max.read_text().partition(" ")
+        if quota != "max":
+            cores = max(1, min(cores, int(int(quota) / int(period))))
+    memory: int | None = None
+    for candidate in (Path("/sys/fs/cgroup/memory.max"),
+                      Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")):
+        if candidate.exists():
+            raw = candidate.read_text().strip()
+            if raw.isdigit() and int(raw) < 1 << 60:
+                memory = int(raw)
+            break
+    return cores, memory
+
+
+def _gateway(spec_url: str | None, env: Mapping[str, str]) -> Any:
+    from dask_gateway import Gateway
+    from dask_gateway.auth import BasicAuth
+
+    kwargs: dict[str, Any] = {"address": spec_url}
+    if env.get("DASK_GATEWAY_PROXY_ADDRESS"):
+        kwargs["proxy_address"] = env["DASK_GATEWAY_PROXY_ADDRESS"]
+    # Password auth of a local gateway; on Kubernetes the dask config under /etc/dask decides.
+    if env.get("DASK_GATEWAY_PASSWORD"):
+        kwargs["auth"] = BasicAuth(env.get("DASK_GATEWAY_USER") or "eopack", env["DASK_GATEWAY_PASSWORD"])
+    return Gateway(**kwargs)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """Turn SIGTERM into SystemExit while a cluster is ours, so ``finally`` shuts it down."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _create_gateway_cluster(gateway: Any, spec: GatewaySpec) -> Any:
+    options = gateway.cluster_options()
+    wanted = {
+        "worker_cores": spec.worker_cores,
+        "worker_cores_limit": spec.worker_cores_limit,
+        # dask-gateway's option is a float in GiB
+        "worker_memory": spec.worker_memory / 1024**3,
+        "image": spec.image,
+    }
+    for key, value in wanted.items():
+        if value is not None and key in options:
+            options[key] = value
+    return gateway.new_cluster(options)
+
+
+def _quiet_distributed() -> None:
+    # distributed sets its loggers to INFO when imported; a tool's progress lines matter more.
+    for name in ("distributed", "distributed.scheduler", "distributed.worker", "distributed.core",
+                 "distributed.http.proxy", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _close(gateway: Any) -> None:
+    close = getattr(gateway, "close", None)
+    if close is not None:
+        close()
+        # dask-gateway's Gateway.__del__ calls close() a second time, which raises on the stopped
+        # loop ("Exception ignored in Gateway.__del__"); __del__ skips objects without this attribute.
+        if hasattr(gateway, "_loop_runner"):
+            del gateway._loop_runner
+
+
+@contextmanager
+def dask_client(
+    env: Mapping[str, str] | None = None,
+    gateway_factory: Callable[[str | None, Mapping[str, str]], Any] = _gateway,
+) -> Iterator[Any]:
+    """Yield a ``distributed.Client`` on the cluster chosen by the rules in this module's doc."""
+    env = os.environ if env is None else env
+    url = env.get("DASK_GATEWAY_URL") or None
+    name = env.get("DASK_CLUSTER") or None
+
+    _quiet_distributed()
+    if name:
+        log.info("Dask: connecting to existing gateway cluster %s (its owner shuts it down)", name)
+        gateway = None
+        try:
+            try:
+                gateway = gateway_factory(url, env)
+                cluster = gateway.connect(name)
+            except Exception as err:
+                raise ToolError(f"cannot connect to Dask cluster {name!r}: {err}") from err
+            client = cluster.get_client()
+            try:
+                yield client
+            finally:
+                client.close()
+        finally:
+            _close(gateway)
+        return
+
+    if url:
+        spec = gateway_spec_from_env(env)
+        gateway = None
+        with _sigterm_raises():
+            try:
+                try:
+                    gateway = gateway_factory(url, env)
+                    cluster = _create_gateway_cluster(gateway, spec)
+                except Exception as err:
+                    raise ToolError(
+                        f"cannot create a Dask cluster on the gateway at {url}: {err}; "
+                        "check the URL and credentials (no local fallback when a gateway is requested)"
+                    ) from err
+                try:
+                    log.info("Dask: gateway cluster %s, scaling to %d worker(s) of %d core(s), %.1f GiB",
+                             cluster.name, spec.workers, spec.worker_cores, spec.worker_memory / 1024**3)
+                    cluster.scale(spec.workers)
+                    client = cluster.get_client()
+                    try:
+                        yield client
+                    finally:
+                        client.close()
+                finally:
+                    log.info("Dask: shutting down gateway cluster %s", cluster.name)
+                    cluster.shutdown()
+            finally:
+                _close(gateway)
+        return
+
+    from distributed import Client, LocalCluster
+
+    _quiet_distributed()
+    cores, memory = local_limits()
+    # Threads, not processes: our graphs are numpy/GDAL work that releases the GIL, and a
+    # single worker process starts in a fraction of a second.
+    cluster = LocalCluster(n_workers=1, threads_per_worker=cores, processes=False,
+                           memory_limit=memory or 0, dashboard_address=None)
+    log.info("Dask: local cluster, %d thread(s)", cores)
+    with _sigterm_raises():
+        try:
+            client = Client(cluster)
+            try:
+                yield client
+            finally:
+                client.close()
+        finally:
+            cluster.close()
