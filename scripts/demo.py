@@ -14,16 +14,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-from imageserver import ImageServer, make_images  # noqa: E402
-
 from eopack_eo_common.stac import validate_tree  # noqa: E402
+from imageserver import ImageServer, make_images  # noqa: E402
 
 DEFAULT_PORT = 8765
 
 
 def eopack_run(app: str, *args: str, env: dict[str, str] | None = None) -> Path:
-    proc = subprocess.run([sys.executable, "-m", "eopack", "run", app, *args], cwd=ROOT, text=True,
-                          stdout=subprocess.PIPE, env={**os.environ, **(env or {})}, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "eopack", "run", app, *args],
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
     if proc.returncode != 0:
         sys.exit(f"demo: {app} failed (exit {proc.returncode}); see the messages above")
     return Path(proc.stdout.strip().splitlines()[-1])

@@ -28,8 +28,10 @@ def test_png_pixels_and_stac(workflow_dir: Path) -> None:
 @pytest.mark.workflow("convert-url cwltool geotiff WxH")
 def test_geotiff_georeferencing_kept(workflow_dir: Path) -> None:
     out = workflow_dir / "out" / "converted_image"
-    with rasterio.open(workflow_dir / "images" / "sample-s2.tif") as src, \
-            rasterio.open(out / "sample-s2" / "sample-s2.tif") as dst:
+    with (
+        rasterio.open(workflow_dir / "images" / "sample-s2.tif") as src,
+        rasterio.open(out / "sample-s2" / "sample-s2.tif") as dst,
+    ):
         assert dst.crs == src.crs
         assert dst.bounds == src.bounds
         expected = src.read().reshape(2, 16, 2, 32, 2).mean(axis=(2, 4))

@@ -18,7 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ECHO = ROOT / "tests/data/packages/dask-echo/dask-echo.cwl"
 
 
-@pytest.mark.parametrize(("text", "expected"), [("2G", 2 * 1024**3), ("2GB", 2 * 10**9), ("512M", 512 * 1024**2)])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("2G", 2 * 1024**3), ("2GB", 2 * 10**9), ("512M", 512 * 1024**2)]
+)
 def test_memory_units(text: str, expected: int) -> None:
     assert memory_bytes(text) == expected
 
@@ -31,8 +33,12 @@ def test_memory_units_refused_with_the_allowed_ones(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("req", "workers"),
-    [(DaskRequirement(1, 1, 4, "2G", "8G"), 4), (DaskRequirement(2, 2, 8, "4G", "8G"), 2),
-     (DaskRequirement(1, 2, 8, "1G", "64G"), 4), (DaskRequirement(4, 4, 2, "1G", "1G"), 1)],
+    [
+        (DaskRequirement(1, 1, 4, "2G", "8G"), 4),
+        (DaskRequirement(2, 2, 8, "4G", "8G"), 2),
+        (DaskRequirement(1, 2, 8, "1G", "64G"), 4),
+        (DaskRequirement(4, 4, 2, "1G", "1G"), 1),
+    ],
 )
 def test_scale_formula(req: DaskRequirement, workers: int) -> None:
     assert req.workers == workers
@@ -45,8 +51,13 @@ def _tool(pkg):
 def test_expressions_referencing_inputs_are_evaluated() -> None:
     pkg = find_package(str(ECHO))
     req = evaluate(pkg, _tool(pkg), {"workers": 5})
-    assert req == DaskRequirement(worker_cores=5, worker_cores_limit=1, cluster_max_cores=10,
-                                  worker_memory="3G", cluster_max_memory="12G")
+    assert req == DaskRequirement(
+        worker_cores=5,
+        worker_cores_limit=1,
+        cluster_max_cores=10,
+        worker_memory="3G",
+        cluster_max_memory="12G",
+    )
     assert req.workers == 4  # min(10 // 1, 12G // 3G)
 
 
@@ -100,15 +111,35 @@ def test_the_tool_receives_the_lowered_variables_through_cwltool(tmp_path: Path)
     job = tmp_path / "job.yml"
     job.write_text("workers: 2\nmemory: 1G\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run([sys.executable, "-m", "eopack", "run", str(ECHO), str(job), "--outdir", str(tmp_path / "run"),
-                           "--no-container", "--dask-gateway-url", "http://127.0.0.1:1/gw", "-q"],
-                          capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eopack",
+            "run",
+            str(ECHO),
+            str(job),
+            "--outdir",
+            str(tmp_path / "run"),
+            "--no-container",
+            "--dask-gateway-url",
+            "http://127.0.0.1:1/gw",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = (tmp_path / "run/result/env.txt").read_text().splitlines()
     assert lines == [
-        "DASK_GATEWAY_CLUSTER_MAX_CORES=4", "DASK_GATEWAY_CLUSTER_MAX_RAM=12G",
-        "DASK_GATEWAY_URL=http://127.0.0.1:1/gw", "DASK_GATEWAY_WORKER_CORES=2",
-        "DASK_GATEWAY_WORKER_CORES_LIMIT=1", "DASK_GATEWAY_WORKER_MEMORY=1G",
+        "DASK_GATEWAY_CLUSTER_MAX_CORES=4",
+        "DASK_GATEWAY_CLUSTER_MAX_RAM=12G",
+        "DASK_GATEWAY_URL=http://127.0.0.1:1/gw",
+        "DASK_GATEWAY_WORKER_CORES=2",
+        "DASK_GATEWAY_WORKER_CORES_LIMIT=1",
+        "DASK_GATEWAY_WORKER_MEMORY=1G",
     ]
     assert "Dask for echo: 4 worker(s) × 2 core(s)" in proc.stderr
     assert "running without containers (--no-container given)" in proc.stderr

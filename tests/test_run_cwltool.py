@@ -17,10 +17,22 @@ from eopack.runners.cwltool import container_decision
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def eopack(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "eopack", *args], capture_output=True, text=True, env=full,
-                          cwd=cwd, check=False)
+def eopack(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    full = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "eopack", *args],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=cwd,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -33,14 +45,26 @@ def job(tmp_path: Path, image_server: str) -> Path:
 def test_run_prints_the_catalog_and_keeps_what_was_run(job: Path, tmp_path: Path) -> None:
     cwl = ROOT / "app-packages/convert-url/convert-url.cwl"
     before = hashlib.sha256(cwl.read_bytes()).hexdigest()
-    proc = eopack("run", "convert-url", str(job), "--outdir", str(tmp_path / "run"), "-q",
-                  env={"EOPACK_ALLOW_PRIVATE_URLS": "1"})
+    proc = eopack(
+        "run",
+        "convert-url",
+        str(job),
+        "--outdir",
+        str(tmp_path / "run"),
+        "-q",
+        env={"EOPACK_ALLOW_PRIVATE_URLS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     catalog = tmp_path / "run" / "converted_image" / "catalog.json"
     assert proc.stdout.strip().splitlines()[-1] == str(catalog)
     meta = tmp_path / "run" / ".eopack"
-    assert {p.name for p in meta.iterdir()} >= {"convert-url.cwl", "job.yml", "command.txt", "cwltool.log",
-                                                 "outputs.json"}
+    assert {p.name for p in meta.iterdir()} >= {
+        "convert-url.cwl",
+        "job.yml",
+        "command.txt",
+        "cwltool.log",
+        "outputs.json",
+    }
     command = (meta / "command.txt").read_text()
     assert "--preserve-environment EOPACK_ALLOW_PRIVATE_URLS" in command
     assert hashlib.sha256(cwl.read_bytes()).hexdigest() == before
@@ -50,7 +74,9 @@ def test_default_run_dir_is_under_runs(tmp_path: Path, job: Path) -> None:
     # The default is runs/<app>/<UTC timestamp>/ under the repository (here a copy of its layout).
     (tmp_path / "repo").mkdir()
     os.symlink(ROOT / "app-packages", tmp_path / "repo" / "app-packages")
-    proc = eopack("run", "convert-url", str(job), "-q", env={"EOPACK_ALLOW_PRIVATE_URLS": "1"}, cwd=tmp_path / "repo")
+    proc = eopack(
+        "run", "convert-url", str(job), "-q", env={"EOPACK_ALLOW_PRIVATE_URLS": "1"}, cwd=tmp_path / "repo"
+    )
     assert proc.returncode == 0, proc.stderr
     runs = list((tmp_path / "repo" / "runs" / "convert-url").iterdir())
     assert len(runs) == 1 and runs[0].name.endswith("Z")
@@ -58,8 +84,17 @@ def test_default_run_dir_is_under_runs(tmp_path: Path, job: Path) -> None:
 
 
 def test_extra_args_go_to_cwltool(job: Path, tmp_path: Path) -> None:
-    proc = eopack("run", "convert-url", str(job), "--outdir", str(tmp_path / "run"), "-q", "--",
-                  "--print-deps", env={"EOPACK_ALLOW_PRIVATE_URLS": "1"})
+    proc = eopack(
+        "run",
+        "convert-url",
+        str(job),
+        "--outdir",
+        str(tmp_path / "run"),
+        "-q",
+        "--",
+        "--print-deps",
+        env={"EOPACK_ALLOW_PRIVATE_URLS": "1"},
+    )
     command = (tmp_path / "run" / ".eopack" / "command.txt").read_text()
     assert "--print-deps" in command
     assert proc.returncode == 0  # --print-deps prints dependencies and runs nothing
@@ -69,8 +104,15 @@ def test_extra_args_go_to_cwltool(job: Path, tmp_path: Path) -> None:
 def test_failure_surfaces_the_tool_line_and_exit_code(tmp_path: Path, image_server: str) -> None:
     job = tmp_path / "job.yml"
     job.write_text(f"fn: resize\nurl: {image_server}/sample-rgb.png\nsize: 0%\n")
-    proc = eopack("run", "convert-url", str(job), "--outdir", str(tmp_path / "run"), "-q",
-                  env={"EOPACK_ALLOW_PRIVATE_URLS": "1"})
+    proc = eopack(
+        "run",
+        "convert-url",
+        str(job),
+        "--outdir",
+        str(tmp_path / "run"),
+        "-q",
+        env={"EOPACK_ALLOW_PRIVATE_URLS": "1"},
+    )
     assert proc.returncode == 1
     assert "convert-url: error: size percentage must be above 0% and at most 1000%; got '0%'" in proc.stderr
     assert "convert-url failed on cwltool (exit 1)" in proc.stderr
@@ -80,8 +122,9 @@ def test_failure_surfaces_the_tool_line_and_exit_code(tmp_path: Path, image_serv
 def test_runner_api_result(job: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EOPACK_ALLOW_PRIVATE_URLS", "1")
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    result = get_runner("cwltool").run(find_package("convert-url"), job,
-                                       RunOptions(outdir=tmp_path / "r", no_container=True, quiet=True))
+    result = get_runner("cwltool").run(
+        find_package("convert-url"), job, RunOptions(outdir=tmp_path / "r", no_container=True, quiet=True)
+    )
     assert result.status is RunStatus.SUCCEEDED and result.ok and result.exit_code == 0
     assert result.catalog == tmp_path / "r" / "converted_image" / "catalog.json"
 
@@ -89,7 +132,9 @@ def test_runner_api_result(job: Path, tmp_path: Path, monkeypatch: pytest.Monkey
 def test_no_container_when_images_are_missing() -> None:
     use, why = container_decision(find_package("convert-url"), no_container=False)
     if use:
-        pytest.skip("Docker and the convert-url image are present; the container path is tested with `docker`")
+        pytest.skip(
+            "Docker and the convert-url image are present; the container path is tested with `docker`"
+        )
     assert why in {"no Docker daemon answers", "image eopack/convert-url:1.0.0 is not built (make images)"}
 
 

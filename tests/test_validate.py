@@ -15,8 +15,9 @@ APPS = sorted(p.name for p in (ROOT / "app-packages").iterdir() if (p / f"{p.nam
 
 
 def eopack(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "eopack", *args], cwd=cwd, capture_output=True, text=True,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "eopack", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
 
 
 def test_repo_packages_are_valid() -> None:
@@ -28,8 +29,13 @@ def test_repo_packages_are_valid() -> None:
 
 @pytest.mark.parametrize("app", APPS)
 def test_plain_cwltool_validates(app: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "cwltool", "--validate", f"app-packages/{app}/{app}.cwl"],
-                          cwd=ROOT, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cwltool", "--validate", f"app-packages/{app}/{app}.cwl"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "is valid CWL" in proc.stdout + proc.stderr
 
@@ -53,26 +59,53 @@ def _edit(path: Path, old: str, new: str) -> None:
 
 
 CASES = [
-    ("clusterMaxCores:", "clusterMaxCore:",
-     "convert-url: CommandLineTool 'convert' DaskGatewayRequirement: field 'clusterMaxCore' is the old name: "
-     "rename it to 'clusterMaxCores'"),
-    (r"^s:softwareVersion: .*\n", "",
-     "convert-url: s:softwareVersion: missing: add s:softwareVersion: MAJOR.MINOR.PATCH at the top of the document"),
-    (r'workerMemory: "1G"', 'workerMemory: "1Gi"',
-     "convert-url: CommandLineTool 'convert' DaskGatewayRequirement.workerMemory: '1Gi' has a unit that is not "
-     "allowed: use a number with K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'"),
-    (r"^    label: Convert an image from a URL\n", "",
-     "convert-url: Workflow: no label: add a non-empty 'label'"),
-    (r"^        doc: Runs the convert-url tool on one URL.\n", "",
-     "convert-url: Workflow step 'convert': no doc: add a non-empty 'doc'"),
-    (r"^        coresMin: 1\n", "",
-     "convert-url: CommandLineTool 'convert' requirements.ResourceRequirement: no coresMin: declare coresMin"),
-    (r"^    id: convert-url$", "    id: convert_url",
-     "convert-url: Workflow: id is 'convert_url': set the Workflow id to 'convert-url' (the app name)"),
-    (r"^          prefix: --max-bytes$", "          prefix: --maxbytes",
-     "convert-url: CommandLineTool 'convert' input 'max_bytes': prefix is '--maxbytes': use '--max-bytes'"),
-    (r"^s:softwareVersion: 1.0.0$", "s:softwareVersion: 1.0",
-     "convert-url: s:softwareVersion: '1.0' is not semver: use MAJOR.MINOR.PATCH, e.g. 1.0.0"),
+    (
+        "clusterMaxCores:",
+        "clusterMaxCore:",
+        "convert-url: CommandLineTool 'convert' DaskGatewayRequirement: field 'clusterMaxCore' is the old name: "
+        "rename it to 'clusterMaxCores'",
+    ),
+    (
+        r"^s:softwareVersion: .*\n",
+        "",
+        "convert-url: s:softwareVersion: missing: add s:softwareVersion: MAJOR.MINOR.PATCH at the top of the document",
+    ),
+    (
+        r'workerMemory: "1G"',
+        'workerMemory: "1Gi"',
+        "convert-url: CommandLineTool 'convert' DaskGatewayRequirement.workerMemory: '1Gi' has a unit that is not "
+        "allowed: use a number with K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'",
+    ),
+    (
+        r"^    label: Convert an image from a URL\n",
+        "",
+        "convert-url: Workflow: no label: add a non-empty 'label'",
+    ),
+    (
+        r"^        doc: Runs the convert-url tool on one URL.\n",
+        "",
+        "convert-url: Workflow step 'convert': no doc: add a non-empty 'doc'",
+    ),
+    (
+        r"^        coresMin: 1\n",
+        "",
+        "convert-url: CommandLineTool 'convert' requirements.ResourceRequirement: no coresMin: declare coresMin",
+    ),
+    (
+        r"^    id: convert-url$",
+        "    id: convert_url",
+        "convert-url: Workflow: id is 'convert_url': set the Workflow id to 'convert-url' (the app name)",
+    ),
+    (
+        r"^          prefix: --max-bytes$",
+        "          prefix: --maxbytes",
+        "convert-url: CommandLineTool 'convert' input 'max_bytes': prefix is '--maxbytes': use '--max-bytes'",
+    ),
+    (
+        r"^s:softwareVersion: 1.0.0$",
+        "s:softwareVersion: 1.0",
+        "convert-url: s:softwareVersion: '1.0' is not semver: use MAJOR.MINOR.PATCH, e.g. 1.0.0",
+    ),
 ]
 
 
@@ -86,12 +119,18 @@ def test_violation_is_one_clear_line(repo_copy: Path, old: str, new: str, line: 
 
 def test_dask_under_requirements_is_refused_by_cwltool_and_us(repo_copy: Path) -> None:
     cwl = repo_copy / "app-packages/convert-url/convert-url.cwl"
-    _edit(cwl, r"^    hints:\n      calrissian:DaskGatewayRequirement:",
-          "    hints: {}\n    x-moved:\n      calrissian:DaskGatewayRequirement:")
-    text = cwl.read_text().replace("    requirements:\n      DockerRequirement:",
-                                   "    requirements:\n      calrissian:DaskGatewayRequirement: {workerCores: 1, "
-                                   "workerCoresLimit: 1, clusterMaxCores: 1, workerMemory: 1G, "
-                                   "clusterMaxMemory: 1G}\n      DockerRequirement:", 1)
+    _edit(
+        cwl,
+        r"^    hints:\n      calrissian:DaskGatewayRequirement:",
+        "    hints: {}\n    x-moved:\n      calrissian:DaskGatewayRequirement:",
+    )
+    text = cwl.read_text().replace(
+        "    requirements:\n      DockerRequirement:",
+        "    requirements:\n      calrissian:DaskGatewayRequirement: {workerCores: 1, "
+        "workerCoresLimit: 1, clusterMaxCores: 1, workerMemory: 1G, "
+        "clusterMaxMemory: 1G}\n      DockerRequirement:",
+        1,
+    )
     cwl.write_text(text.replace("    x-moved:\n", "    s:x-moved:\n"))
     proc = eopack("validate", "convert-url", cwd=repo_copy)
     assert proc.returncode == 1
@@ -103,8 +142,10 @@ def test_version_must_match_the_tool(repo_copy: Path) -> None:
     _edit(repo_copy / "tools/convert-url/pyproject.toml", r'^version = ".*"$', 'version = "9.9.9"')
     proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
     assert proc.returncode == 1
-    assert "convert-url: tools/convert-url/pyproject.toml: version '9.9.9' differs from s:softwareVersion '1.0.0'" \
+    assert (
+        "convert-url: tools/convert-url/pyproject.toml: version '9.9.9' differs from s:softwareVersion '1.0.0'"
         in proc.stdout
+    )
 
 
 def test_missing_dask_fields_each_named(repo_copy: Path) -> None:

@@ -62,16 +62,33 @@ def validate(targets: tuple[str, ...], no_cwltool: bool) -> None:
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("app")
 @click.argument("job", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--runner", "runner_name", default="cwltool", show_default=True,
-              type=click.Choice(sorted(REGISTRY)), help="Where to run.")
-@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory (default runs/<app>/<UTC timestamp>/).")
+@click.option(
+    "--runner",
+    "runner_name",
+    default="cwltool",
+    show_default=True,
+    type=click.Choice(sorted(REGISTRY)),
+    help="Where to run.",
+)
+@click.option(
+    "--outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default runs/<app>/<UTC timestamp>/).",
+)
 @click.option("--no-container", is_flag=True, help="Run the tools installed here instead of their images.")
 @click.option("--dask-gateway-url", metavar="URL", help="Create the package's Dask cluster on this gateway.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo the runner's log (it is still kept).")
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
-def run(app: str, job: Path | None, runner_name: str, outdir: Path | None, no_container: bool,
-        dask_gateway_url: str | None, quiet: bool, extra: tuple[str, ...]) -> None:
+def run(
+    app: str,
+    job: Path | None,
+    runner_name: str,
+    outdir: Path | None,
+    no_container: bool,
+    dask_gateway_url: str | None,
+    quiet: bool,
+    extra: tuple[str, ...],
+) -> None:
     """Run APP with JOB (default: the package's examples/default.yml).
 
     Arguments after `--` go to the runner unchanged.
@@ -81,14 +98,21 @@ def run(app: str, job: Path | None, runner_name: str, outdir: Path | None, no_co
     if not job.exists():
         raise click.UsageError(f"no job file given and {job} does not exist")
     runner = get_runner(runner_name)
-    options = RunOptions(outdir=outdir, no_container=no_container, dask_gateway_url=dask_gateway_url,
-                         extra_args=list(extra), quiet=quiet)
+    options = RunOptions(
+        outdir=outdir,
+        no_container=no_container,
+        dask_gateway_url=dask_gateway_url,
+        extra_args=list(extra),
+        quiet=quiet,
+    )
     result = runner.run(pkg, job, options)
     if not result.ok:
         for line in result.errors:
             err.print(f"[red]{line}[/]")
-        err.print(f"[red]eopack: {pkg.name} {result.status.value} on {runner_name} (exit {result.exit_code}); "
-                  f"log: {result.log}[/]")
+        err.print(
+            f"[red]eopack: {pkg.name} {result.status.value} on {runner_name} (exit {result.exit_code}); "
+            f"log: {result.log}[/]"
+        )
         sys.exit(result.exit_code)
     notice(f"{pkg.name} succeeded on {runner_name}; results in {result.run_dir}")
     click.echo(str(result.catalog) if result.catalog else str(result.run_dir))

@@ -29,8 +29,16 @@ __all__ = [
 ]
 
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(K|M|G|T|KB|MB|GB|TB)$")
-_FACTOR = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4,
-           "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+_FACTOR = {
+    "K": 1024,
+    "M": 1024**2,
+    "G": 1024**3,
+    "T": 1024**4,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+}
 
 
 def memory_bytes(value: str) -> int:
@@ -41,8 +49,10 @@ def memory_bytes(value: str) -> int:
     """
     match = _MEMORY.match(str(value).strip())
     if not match:
-        raise ValueError(f"memory {value!r} must be a number with one of the units K, M, G, T (×1024) "
-                         "or KB, MB, GB, TB (×1000), e.g. '2G'")
+        raise ValueError(
+            f"memory {value!r} must be a number with one of the units K, M, G, T (×1024) "
+            "or KB, MB, GB, TB (×1000), e.g. '2G'"
+        )
     return int(float(match.group(1)) * _FACTOR[match.group(2)])
 
 
@@ -79,8 +89,11 @@ class DaskRequirement:
         return out
 
     def describe(self) -> str:
-        return (f"{self.workers} worker(s) × {self.worker_cores} core(s) (limit {self.worker_cores_limit}), "
-                f"{self.worker_memory} each; cluster max {self.cluster_max_cores} cores, {self.cluster_max_memory}")
+        return (
+            f"{self.workers} worker(s) × {self.worker_cores} core(s) "
+            f"(limit {self.worker_cores_limit}), {self.worker_memory} each; "
+            f"cluster max {self.cluster_max_cores} cores, {self.cluster_max_memory}"
+        )
 
 
 def find_hint(tool: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -110,9 +123,14 @@ def step_inputs(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -
             continue
         for binding in as_list(step.get("in"), "id", "source"):
             if "valueFrom" in binding:
-                raise PackageInvalidError(pkg.name, [
-                    f"step {short_id(step['id'])!r} input {short_id(binding['id'])!r} uses valueFrom; "
-                    f"{DASK_CLASS} expressions can only reference inputs passed straight from the Workflow"])
+                raise PackageInvalidError(
+                    pkg.name,
+                    [
+                        f"step {short_id(step['id'])!r} input {short_id(binding['id'])!r} uses valueFrom; "
+                        f"{DASK_CLASS} expressions can only reference inputs passed straight "
+                        "from the Workflow"
+                    ],
+                )
             source = binding.get("source")
             value = wf_values.get(short_id(source)) if isinstance(source, str) else None
             values[short_id(binding["id"])] = value if value is not None else binding.get("default")
@@ -140,9 +158,11 @@ def evaluate(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -> D
             problems.append(f"{DASK_CLASS}.{field} is missing")
             continue
         try:
-            values[field] = do_eval(raw, inputs, requirements, None, None, {})
+            values[field] = do_eval(raw, inputs, requirements, None, None, {})  # type: ignore[arg-type]
         except Exception as err:
-            problems.append(f"{DASK_CLASS}.{field} = {raw!r} cannot be evaluated: {str(err).splitlines()[-1]}")
+            problems.append(
+                f"{DASK_CLASS}.{field} = {raw!r} cannot be evaluated: {str(err).splitlines()[-1]}"
+            )
     if problems:
         raise PackageInvalidError(pkg.name, problems)
     try:
@@ -168,13 +188,19 @@ def _set_env(tool: dict[str, Any], env: Mapping[str, str]) -> None:
             req["envDef"] = defs + [{"envName": k, "envValue": v} for k, v in env.items()]
             break
     else:
-        reqs.append({"class": "EnvVarRequirement",
-                     "envDef": [{"envName": k, "envValue": v} for k, v in env.items()]})
+        reqs.append(
+            {"class": "EnvVarRequirement", "envDef": [{"envName": k, "envValue": v} for k, v in env.items()]}
+        )
     tool["requirements"] = reqs
 
 
-def lower(pkg: Package, doc: dict[str, Any], job: Mapping[str, Any], gateway_url: str | None = None,
-          use_image: bool = False) -> dict[str, DaskRequirement]:
+def lower(
+    pkg: Package,
+    doc: dict[str, Any],
+    job: Mapping[str, Any],
+    gateway_url: str | None = None,
+    use_image: bool = False,
+) -> dict[str, DaskRequirement]:
     """Rewrite ``doc`` (a copy of ``pkg.doc``) so each Dask tool receives its ``DASK_GATEWAY_*`` env.
 
     Returns the evaluated requirement per tool id, for reporting.
@@ -188,8 +214,14 @@ def lower(pkg: Package, doc: dict[str, Any], job: Mapping[str, Any], gateway_url
             continue
         image = None
         if use_image:
-            image = next((str(r["dockerPull"]) for r in as_list(tool.get("requirements")) + as_list(tool.get("hints"))
-                          if class_name(r) == "DockerRequirement" and r.get("dockerPull")), None)
+            image = next(
+                (
+                    str(r["dockerPull"])
+                    for r in as_list(tool.get("requirements")) + as_list(tool.get("hints"))
+                    if class_name(r) == "DockerRequirement" and r.get("dockerPull")
+                ),
+                None,
+            )
         _set_env(tool, req.env(gateway_url, image))
         lowered[short_id(tool.get("id", ""))] = req
     return lowered

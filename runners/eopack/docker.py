@@ -12,8 +12,12 @@ def daemon_answers(timeout: float = 5.0) -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        proc = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True,
-                              timeout=timeout, check=False)
+        proc = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return False
     return proc.returncode == 0
@@ -21,7 +25,9 @@ def daemon_answers(timeout: float = 5.0) -> bool:
 
 def image_exists(ref: str, timeout: float = 10.0) -> bool:
     try:
-        proc = subprocess.run(["docker", "image", "inspect", ref], capture_output=True, timeout=timeout, check=False)
+        proc = subprocess.run(
+            ["docker", "image", "inspect", ref], capture_output=True, timeout=timeout, check=False
+        )
     except (subprocess.TimeoutExpired, FileNotFoundError):
         return False
     return proc.returncode == 0

@@ -170,8 +170,15 @@ class Package:
 
 def list_packages(root: Path | None = None) -> list[Package]:
     base = (root or repo_root()) / "app-packages"
-    return [Package(d.name, d / f"{d.name}.cwl") for d in sorted(base.iterdir())
-            if (d / f"{d.name}.cwl").is_file()] if base.is_dir() else []
+    return (
+        [
+            Package(d.name, d / f"{d.name}.cwl")
+            for d in sorted(base.iterdir())
+            if (d / f"{d.name}.cwl").is_file()
+        ]
+        if base.is_dir()
+        else []
+    )
 
 
 def find_package(name_or_path: str, root: Path | None = None) -> Package:
@@ -200,29 +207,55 @@ def _check_described(pkg: Package, what: str, entry: Mapping[str, Any]) -> Itera
 def _check_document(pkg: Package) -> Iterator[Finding]:
     doc = pkg.doc
     if doc.get("cwlVersion") != "v1.2":
-        yield Finding(pkg.name, "cwl_version", "cwlVersion", f"is {doc.get('cwlVersion')!r}",
-                      "set cwlVersion: v1.2")
+        yield Finding(
+            pkg.name, "cwl_version", "cwlVersion", f"is {doc.get('cwlVersion')!r}", "set cwlVersion: v1.2"
+        )
     version = pkg.version
     if not version:
-        yield Finding(pkg.name, "software_version", "s:softwareVersion", "missing",
-                      "add s:softwareVersion: MAJOR.MINOR.PATCH at the top of the document")
+        yield Finding(
+            pkg.name,
+            "software_version",
+            "s:softwareVersion",
+            "missing",
+            "add s:softwareVersion: MAJOR.MINOR.PATCH at the top of the document",
+        )
     elif not semver.Version.is_valid(version):
-        yield Finding(pkg.name, "software_version", "s:softwareVersion", f"{version!r} is not semver",
-                      "use MAJOR.MINOR.PATCH, e.g. 1.0.0")
+        yield Finding(
+            pkg.name,
+            "software_version",
+            "s:softwareVersion",
+            f"{version!r} is not semver",
+            "use MAJOR.MINOR.PATCH, e.g. 1.0.0",
+        )
     for key in ("s:author", "s:license", "s:codeRepository"):
         if not doc.get(key):
             yield Finding(pkg.name, "schema_org", key, "missing", f"add {key} at the top of the document")
     if "$graph" not in doc:
-        yield Finding(pkg.name, "cwl_graph", "document", "no $graph",
-                      "put one Workflow and its CommandLineTools under $graph")
+        yield Finding(
+            pkg.name,
+            "cwl_graph",
+            "document",
+            "no $graph",
+            "put one Workflow and its CommandLineTools under $graph",
+        )
         return
     flows = pkg.workflows
     if len(flows) != 1:
-        yield Finding(pkg.name, "cwl_workflow", "$graph", f"has {len(flows)} Workflows",
-                      "keep exactly one Workflow per file")
+        yield Finding(
+            pkg.name,
+            "cwl_workflow",
+            "$graph",
+            f"has {len(flows)} Workflows",
+            "keep exactly one Workflow per file",
+        )
     if flows and short_id(flows[0].get("id", "")) != pkg.name:
-        yield Finding(pkg.name, "cwl_workflow_id", "Workflow", f"id is {flows[0].get('id')!r}",
-                      f"set the Workflow id to {pkg.name!r} (the app name)")
+        yield Finding(
+            pkg.name,
+            "cwl_workflow_id",
+            "Workflow",
+            f"id is {flows[0].get('id')!r}",
+            f"set the Workflow id to {pkg.name!r} (the app name)",
+        )
 
 
 def _check_workflow(pkg: Package) -> Iterator[Finding]:
@@ -236,43 +269,76 @@ def _check_workflow(pkg: Package) -> Iterator[Finding]:
     outputs = as_list(wf.get("outputs"), "id")
     directories = [o for o in outputs if str(o.get("type", "")).rstrip("?") == "Directory"]
     if len(outputs) != 1 or len(directories) != 1:
-        yield Finding(pkg.name, "output_directory", "Workflow outputs",
-                      f"{len(outputs)} output(s), {len(directories)} of type Directory",
-                      "declare exactly one output of type Directory holding a STAC catalog")
+        yield Finding(
+            pkg.name,
+            "output_directory",
+            "Workflow outputs",
+            f"{len(outputs)} output(s), {len(directories)} of type Directory",
+            "declare exactly one output of type Directory holding a STAC catalog",
+        )
 
 
 def _check_dask(pkg: Package, where: str, tool: Mapping[str, Any]) -> Iterator[Finding]:
     in_reqs = [r for r in as_list(tool.get("requirements")) if class_name(r) == DASK_CLASS]
     hints = [r for r in as_list(tool.get("hints")) if class_name(r) == DASK_CLASS]
     if in_reqs:
-        yield Finding(pkg.name, "dask_hint", f"{where} requirements", f"{DASK_CLASS} is under requirements",
-                      "move it to hints (cwltool and Toil reject unknown requirements; "
-                      "the Calrissian runner moves it back)")
+        yield Finding(
+            pkg.name,
+            "dask_hint",
+            f"{where} requirements",
+            f"{DASK_CLASS} is under requirements",
+            "move it to hints (cwltool and Toil reject unknown requirements; "
+            "the Calrissian runner moves it back)",
+        )
     for hint in hints + in_reqs:
         if "clusterMaxCore" in hint:
-            yield Finding(pkg.name, "dask_field", f"{where} {DASK_CLASS}",
-                          "field 'clusterMaxCore' is the old name", "rename it to 'clusterMaxCores'")
+            yield Finding(
+                pkg.name,
+                "dask_field",
+                f"{where} {DASK_CLASS}",
+                "field 'clusterMaxCore' is the old name",
+                "rename it to 'clusterMaxCores'",
+            )
         for field in DASK_FIELDS:
             if field not in hint:
-                yield Finding(pkg.name, "dask_field", f"{where} {DASK_CLASS}", f"field {field!r} is missing",
-                              f"add {field} (all of {', '.join(DASK_FIELDS)} are required)")
+                yield Finding(
+                    pkg.name,
+                    "dask_field",
+                    f"{where} {DASK_CLASS}",
+                    f"field {field!r} is missing",
+                    f"add {field} (all of {', '.join(DASK_FIELDS)} are required)",
+                )
         for field in ("workerMemory", "clusterMaxMemory"):
             value = str(hint.get(field, ""))
             if value and not value.startswith("$") and not _MEMORY.match(value):
-                yield Finding(pkg.name, "dask_memory", f"{where} {DASK_CLASS}.{field}",
-                              f"{value!r} has a unit that is not allowed",
-                              "use a number with K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'")
+                yield Finding(
+                    pkg.name,
+                    "dask_memory",
+                    f"{where} {DASK_CLASS}.{field}",
+                    f"{value!r} has a unit that is not allowed",
+                    "use a number with K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'",
+                )
         for field in ("workerCores", "workerCoresLimit", "clusterMaxCores"):
-            value = hint.get(field)
-            if value is not None and not (isinstance(value, int) or str(value).startswith("$")):
-                yield Finding(pkg.name, "dask_cores", f"{where} {DASK_CLASS}.{field}",
-                              f"{value!r} is not an integer or expression", "give a whole number of cores")
+            cores = hint.get(field)
+            if cores is not None and not (isinstance(cores, int) or str(cores).startswith("$")):
+                yield Finding(
+                    pkg.name,
+                    "dask_cores",
+                    f"{where} {DASK_CLASS}.{field}",
+                    f"{cores!r} is not an integer or expression",
+                    "give a whole number of cores",
+                )
 
 
 def _check_tools(pkg: Package) -> Iterator[Finding]:
     if not pkg.tools:
-        yield Finding(pkg.name, "cwl_tool", "$graph", "no CommandLineTool",
-                      "add the tool(s) the Workflow runs under $graph")
+        yield Finding(
+            pkg.name,
+            "cwl_tool",
+            "$graph",
+            "no CommandLineTool",
+            "add the tool(s) the Workflow runs under $graph",
+        )
     dask_seen = False
     for tool in pkg.tools:
         where = f"CommandLineTool {short_id(tool.get('id', '?'))!r}"
@@ -282,18 +348,33 @@ def _check_tools(pkg: Package) -> Iterator[Finding]:
         docker = reqs.get("DockerRequirement")
         if not docker or not docker.get("dockerPull"):
             moved = " (it is a hint)" if "DockerRequirement" in hints else ""
-            yield Finding(pkg.name, "tool_docker", f"{where} requirements", f"no DockerRequirement.dockerPull{moved}",
-                          f"add DockerRequirement with dockerPull: eopack/{pkg.name}:{pkg.version or 'VERSION'}")
+            yield Finding(
+                pkg.name,
+                "tool_docker",
+                f"{where} requirements",
+                f"no DockerRequirement.dockerPull{moved}",
+                f"add DockerRequirement with dockerPull: eopack/{pkg.name}:{pkg.version or 'VERSION'}",
+            )
         res = reqs.get("ResourceRequirement") or {}
         for field in ("coresMin", "ramMin"):
             if field not in res:
-                yield Finding(pkg.name, "tool_resources", f"{where} requirements.ResourceRequirement",
-                              f"no {field}", f"declare {field} so schedulers can rely on it")
+                yield Finding(
+                    pkg.name,
+                    "tool_resources",
+                    f"{where} requirements.ResourceRequirement",
+                    f"no {field}",
+                    f"declare {field} so schedulers can rely on it",
+                )
         dask_seen = dask_seen or DASK_CLASS in hints or DASK_CLASS in reqs
         yield from _check_dask(pkg, where, tool)
     if pkg.tools and not dask_seen:
-        yield Finding(pkg.name, "dask_hint", "hints", f"no {DASK_CLASS}",
-                      f"add calrissian:{DASK_CLASS} with {', '.join(DASK_FIELDS)} under the tool's hints")
+        yield Finding(
+            pkg.name,
+            "dask_hint",
+            "hints",
+            f"no {DASK_CLASS}",
+            f"add calrissian:{DASK_CLASS} with {', '.join(DASK_FIELDS)} under the tool's hints",
+        )
 
 
 def _check_layout(pkg: Package, root: Path) -> Iterator[Finding]:
@@ -302,9 +383,14 @@ def _check_layout(pkg: Package, root: Path) -> Iterator[Finding]:
         return  # a loose .cwl file given by path: only the document rules apply
     expected = {
         "layout_examples": (pkg.default_job, "add examples/default.yml, the job `eopack run` uses"),
-        "layout_tool": (root / "tools" / pkg.name / "pyproject.toml", f"create tools/{pkg.name}/ (eopack new)"),
-        "layout_container": (root / "containers" / pkg.name / "Dockerfile",
-                             f"create containers/{pkg.name}/Dockerfile"),
+        "layout_tool": (
+            root / "tools" / pkg.name / "pyproject.toml",
+            f"create tools/{pkg.name}/ (eopack new)",
+        ),
+        "layout_container": (
+            root / "containers" / pkg.name / "Dockerfile",
+            f"create containers/{pkg.name}/Dockerfile",
+        ),
     }
     for check, (path, fix) in expected.items():
         if not path.exists():
@@ -313,25 +399,44 @@ def _check_layout(pkg: Package, root: Path) -> Iterator[Finding]:
     if pyproject.exists():
         project = tomllib.loads(pyproject.read_text()).get("project", {})
         if project.get("version") != pkg.version:
-            yield Finding(pkg.name, "version_match", f"tools/{pkg.name}/pyproject.toml",
-                          f"version {project.get('version')!r} differs from s:softwareVersion {pkg.version!r}",
-                          "keep both equal (one version per app)")
+            yield Finding(
+                pkg.name,
+                "version_match",
+                f"tools/{pkg.name}/pyproject.toml",
+                f"version {project.get('version')!r} differs from s:softwareVersion {pkg.version!r}",
+                "keep both equal (one version per app)",
+            )
         if pkg.name not in project.get("scripts", {}):
-            yield Finding(pkg.name, "layout_script", f"tools/{pkg.name}/pyproject.toml",
-                          f"no console script {pkg.name!r}", f"add [project.scripts] {pkg.name} = ...")
+            yield Finding(
+                pkg.name,
+                "layout_script",
+                f"tools/{pkg.name}/pyproject.toml",
+                f"no console script {pkg.name!r}",
+                f"add [project.scripts] {pkg.name} = ...",
+            )
     for tool in pkg.tools:
         where = f"CommandLineTool {short_id(tool.get('id', '?'))!r}"
         base = tool.get("baseCommand")
         first = base[0] if isinstance(base, list) and base else base
         if first != pkg.name:
-            yield Finding(pkg.name, "tool_command", f"{where} baseCommand", f"is {base!r}",
-                          f"use the app's console script {pkg.name!r}")
+            yield Finding(
+                pkg.name,
+                "tool_command",
+                f"{where} baseCommand",
+                f"is {base!r}",
+                f"use the app's console script {pkg.name!r}",
+            )
         for inp in as_list(tool.get("inputs"), "id"):
             prefix = (inp.get("inputBinding") or {}).get("prefix")
             want = "--" + short_id(inp["id"]).replace("_", "-")
             if prefix is not None and prefix != want:
-                yield Finding(pkg.name, "tool_flag", f"{where} input {short_id(inp['id'])!r}",
-                              f"prefix is {prefix!r}", f"use {want!r} (the input id in kebab-case)")
+                yield Finding(
+                    pkg.name,
+                    "tool_flag",
+                    f"{where} input {short_id(inp['id'])!r}",
+                    f"prefix is {prefix!r}",
+                    f"use {want!r} (the input id in kebab-case)",
+                )
 
 
 def cwltool_command() -> list[str]:
@@ -345,8 +450,12 @@ def cwltool_command() -> list[str]:
 
 def cwltool_validate(path: Path) -> str | None:
     """Run ``cwltool --validate``; return its last error line, or None when valid."""
-    proc = subprocess.run([*cwltool_command(), "--validate", "--disable-color", str(path)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [*cwltool_command(), "--validate", "--disable-color", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode == 0:
         return None
     lines = [ln.rstrip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
@@ -355,9 +464,9 @@ def cwltool_validate(path: Path) -> str | None:
         return lines[-1].strip() if lines else "cwltool --validate failed"
     # cwltool nests "file:line:col: checking ..." lines; the innermost one and its continuation
     # lines carry the actual problem. Join them into one line.
-    body = lines[start + 1:] or lines[start:start + 1]
+    body = lines[start + 1 :] or lines[start : start + 1]
     located = [i for i, ln in enumerate(body) if _LOCATION.match(ln.strip())]
-    tail = body[located[-1]:] if located else body
+    tail = body[located[-1] :] if located else body
     return " ".join(part.strip() for part in tail)
 
 
@@ -374,8 +483,11 @@ def validate_package(pkg: Package, root: Path | None = None, run_cwltool: bool =
     if run_cwltool:
         error = cwltool_validate(pkg.path)
         if error:
-            findings.append(Finding(pkg.name, "cwltool_validate", str(pkg.path), error,
-                                    "fix what cwltool --validate reports"))
+            findings.append(
+                Finding(
+                    pkg.name, "cwltool_validate", str(pkg.path), error, "fix what cwltool --validate reports"
+                )
+            )
     for check in (_check_document, _check_workflow, _check_tools):
         findings.extend(check(pkg))
     findings.extend(_check_layout(pkg, root or repo_root()))

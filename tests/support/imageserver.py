@@ -11,6 +11,7 @@ killed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import time
@@ -38,8 +39,15 @@ def make_images(folder: Path) -> dict[str, Path]:
     Image.fromarray(rgb).save(folder / "sample-rgb.png")
     np.save(folder / "sample-rgb-half.npy", small)
 
-    profile = {"driver": "GTiff", "width": 64, "height": 32, "count": 2, "dtype": "uint16",
-               "crs": "EPSG:32632", "transform": rasterio.Affine(10.0, 0, 680000.0, 0, -10.0, 5160000.0)}
+    profile = {
+        "driver": "GTiff",
+        "width": 64,
+        "height": 32,
+        "count": 2,
+        "dtype": "uint16",
+        "crs": "EPSG:32632",
+        "transform": rasterio.Affine(10.0, 0, 680000.0, 0, -10.0, 5160000.0),
+    }
     pixels = (np.arange(2 * 32 * 64, dtype="uint16") % 4000 + 100).reshape(2, 32, 64)
     with rasterio.open(folder / "sample-s2.tif", "w", **profile) as dst:
         dst.write(pixels)
@@ -48,10 +56,10 @@ def make_images(folder: Path) -> dict[str, Path]:
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         if url.path == "/missing":
             self.send_error(404, "Not Found")
@@ -107,10 +115,8 @@ def main() -> None:
     make_images(args.folder)
     server = ImageServer(args.folder, args.port)
     print(server.url, flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return None
 
 

@@ -130,7 +130,9 @@ def load_job(path: Path) -> dict[str, Any]:
     return {k: fix(v) for k, v in job.items()}
 
 
-def write_run_copy(run_dir: Path, package: Package, doc: dict[str, Any], job: Mapping[str, Any]) -> tuple[Path, Path]:
+def write_run_copy(
+    run_dir: Path, package: Package, doc: dict[str, Any], job: Mapping[str, Any]
+) -> tuple[Path, Path]:
     """Write the transformed package and the job next to the results, so the run can be repeated."""
     meta = run_dir / ".eopack"
     meta.mkdir(parents=True, exist_ok=True)
@@ -150,13 +152,20 @@ def docker_to_hint(doc: dict[str, Any]) -> None:
             tool["hints"] = as_list(tool.get("hints")) + docker
 
 
-def tee_process(cmd: Sequence[str], log_path: Path, env: Mapping[str, str] | None, quiet: bool,
-                stdout_path: Path | None = None) -> int:
+def tee_process(
+    cmd: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str] | None,
+    quiet: bool,
+    stdout_path: Path | None = None,
+) -> int:
     """Run ``cmd``; stderr goes to the terminal and ``log_path``, stdout to ``stdout_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("$ " + shlex.join(cmd) + "\n")
-    with log_path.open("a") as log, (stdout_path.open("w") if stdout_path else open("/dev/null", "w")) as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=dict(env) if env else None)
+    with log_path.open("a") as log, stdout_path.open("w") if stdout_path else open("/dev/null", "w") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=dict(env) if env else None
+        )
         assert proc.stderr is not None
 
         def pump(stream: IO[str]) -> None:
@@ -186,14 +195,16 @@ def tool_errors(log_path: Path, tools: Sequence[str]) -> tuple[str, ...]:
         text = line.strip()
         for mark in marks:
             if mark in text:
-                found.append(text[text.index(mark):])
+                found.append(text[text.index(mark) :])
         if text.startswith("ERROR ") and "Output is missing expected field" not in text:
             engine.append(text)
     # The tool's own line says what to fix; the engine's first error is the fallback.
     return tuple(dict.fromkeys(found)) or tuple(engine[:1])
 
 
-def collect_outputs(package: Package, outputs: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, Any], Path | None]:
+def collect_outputs(
+    package: Package, outputs: Mapping[str, Any], run_dir: Path
+) -> tuple[dict[str, Any], Path | None]:
     """Move each Directory output to ``run_dir/<output id>`` and find the STAC catalog."""
     moved: dict[str, Any] = {}
     catalog = None
@@ -221,4 +232,3 @@ def tool_commands(package: Package) -> list[str]:
         first = base[0] if isinstance(base, list) and base else base
         out.append(str(first or short_id(tool.get("id", ""))))
     return out
-

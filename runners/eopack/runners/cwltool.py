@@ -51,8 +51,9 @@ class CwltoolRunner:
     def available(self) -> tuple[bool, str]:
         return True, ""
 
-    def command(self, cwl: Path, job_file: Path, run_dir: Path, use_containers: bool,
-                options: RunOptions) -> list[str]:
+    def command(
+        self, cwl: Path, job_file: Path, run_dir: Path, use_containers: bool, options: RunOptions
+    ) -> list[str]:
         cmd = [*cwltool_command(), "--disable-color", "--outdir", str(run_dir / ".eopack" / "out")]
         if not use_containers:
             cmd.append("--no-container")
@@ -70,8 +71,10 @@ class CwltoolRunner:
             notice(f"running without containers ({why}); the tools installed in this environment are used")
         doc = package.copy_doc()
         for tool, req in lower(package, doc, job, options.dask_gateway_url, use_image=use_containers).items():
-            notice(f"Dask for {tool}: {req.describe()}"
-                   + (f" on gateway {options.dask_gateway_url}" if options.dask_gateway_url else " (local)"))
+            notice(
+                f"Dask for {tool}: {req.describe()}"
+                + (f" on gateway {options.dask_gateway_url}" if options.dask_gateway_url else " (local)")
+            )
         if not use_containers:
             docker_to_hint(doc)
         cwl, job_file = write_run_copy(run_dir, package, doc, job)
@@ -92,9 +95,18 @@ class CwltoolRunner:
 
     def _result(self, package: Package, run_dir: Path, code: int, log: Path, stdout: Path) -> RunResult:
         if code != 0:
-            status = RunStatus.KILLED if code < 0 or code - 128 in (signal.SIGTERM, signal.SIGKILL) else RunStatus.FAILED
-            return RunResult(status, code if code > 0 else 1, run_dir, errors=tool_errors(log, tool_commands(package)),
-                             log=log)
+            status = (
+                RunStatus.KILLED
+                if code < 0 or code - 128 in (signal.SIGTERM, signal.SIGKILL)
+                else RunStatus.FAILED
+            )
+            return RunResult(
+                status,
+                code if code > 0 else 1,
+                run_dir,
+                errors=tool_errors(log, tool_commands(package)),
+                log=log,
+            )
         raw = json.loads(stdout.read_text() or "{}")
         outputs, catalog = collect_outputs(package, raw, run_dir)
         return RunResult(RunStatus.SUCCEEDED, 0, run_dir, outputs, catalog, log=log)

@@ -22,8 +22,9 @@ def test_bad_sizes(text: str) -> None:
         parse_size(text)
 
 
-def test_png_half_size_is_the_block_average(image_server: str, images: Path, tmp_path: Path,
-                                            allow_private: None) -> None:
+def test_png_half_size_is_the_block_average(
+    image_server: str, images: Path, tmp_path: Path, allow_private: None
+) -> None:
     catalog = convert(f"{image_server}/sample-rgb.png", "resize", "50%", tmp_path, max_bytes=10**6, timeout=5)
     out = np.asarray(Image.open(tmp_path / "sample-rgb" / "sample-rgb.png"))
     np.testing.assert_array_equal(out, np.load(images / "sample-rgb-half.npy"))
@@ -49,13 +50,18 @@ def test_geotiff_keeps_georeferencing(image_server: str, tmp_path: Path, allow_p
     assert validate_tree(tmp_path).ok
 
 
-def test_cli_bad_input_exit_code_and_one_line(image_server: str, tmp_path: Path, allow_private: None,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--fn", "resize", "--url", f"{image_server}/page.html", "--size", "50%", "--outdir", str(tmp_path)])
+def test_cli_bad_input_exit_code_and_one_line(
+    image_server: str, tmp_path: Path, allow_private: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["--fn", "resize", "--url", f"{image_server}/page.html", "--size", "50%", "--outdir", str(tmp_path)]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert err[-1] == ("convert-url: error: the downloaded content is not an image (server said "
-                       "Content-Type: text/html); check that the url points at an image file")
+    assert err[-1] == (
+        "convert-url: error: the downloaded content is not an image (server said "
+        "Content-Type: text/html); check that the url points at an image file"
+    )
     assert list(tmp_path.iterdir()) == []
 
 

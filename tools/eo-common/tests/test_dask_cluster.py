@@ -23,8 +23,15 @@ from eopack_eo_common.errors import ToolError, ToolInputError
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("2G", 2 * 1024**3), ("2GB", 2 * 10**9), ("512M", 512 * 1024**2), ("1.5G", int(1.5 * 1024**3)),
-     ("64K", 65536), ("3TB", 3 * 10**12), ("1024", 1024)],
+    [
+        ("2G", 2 * 1024**3),
+        ("2GB", 2 * 10**9),
+        ("512M", 512 * 1024**2),
+        ("1.5G", int(1.5 * 1024**3)),
+        ("64K", 65536),
+        ("3TB", 3 * 10**12),
+        ("1024", 1024),
+    ],
 )
 def test_parse_memory_units(text: str, expected: int) -> None:
     assert parse_memory(text) == expected
@@ -40,18 +47,30 @@ def test_parse_memory_refuses_other_units(text: str) -> None:
     ("cores", "limit", "mem", "wmem", "expected"),
     [(4, 1, "8G", "2G", 4), (4, 1, "4G", "2G", 2), (8, 2, "64G", "1G", 4), (1, 4, "1G", "4G", 1)],
 )
-def test_worker_count_is_the_smaller_limit(cores: int, limit: int, mem: str, wmem: str, expected: int) -> None:
+def test_worker_count_is_the_smaller_limit(
+    cores: int, limit: int, mem: str, wmem: str, expected: int
+) -> None:
     assert worker_count(cores, limit, parse_memory(mem), parse_memory(wmem)) == expected
 
 
 def test_gateway_spec_from_env_reads_calrissian_names() -> None:
-    spec = gateway_spec_from_env({
-        "DASK_GATEWAY_URL": "http://127.0.0.1:8000", "DASK_GATEWAY_WORKER_CORES": "2",
-        "DASK_GATEWAY_WORKER_CORES_LIMIT": "2", "DASK_GATEWAY_WORKER_MEMORY": "3G",
-        "DASK_GATEWAY_CLUSTER_MAX_CORES": "8", "DASK_GATEWAY_CLUSTER_MAX_RAM": "9G",
-        "DASK_GATEWAY_IMAGE": "eopack/ndvi:1.0.0",
-    })
-    assert (spec.worker_cores, spec.worker_memory, spec.workers, spec.image) == (2, 3 * 1024**3, 3, "eopack/ndvi:1.0.0")
+    spec = gateway_spec_from_env(
+        {
+            "DASK_GATEWAY_URL": "http://127.0.0.1:8000",
+            "DASK_GATEWAY_WORKER_CORES": "2",
+            "DASK_GATEWAY_WORKER_CORES_LIMIT": "2",
+            "DASK_GATEWAY_WORKER_MEMORY": "3G",
+            "DASK_GATEWAY_CLUSTER_MAX_CORES": "8",
+            "DASK_GATEWAY_CLUSTER_MAX_RAM": "9G",
+            "DASK_GATEWAY_IMAGE": "eopack/ndvi:1.0.0",
+        }
+    )
+    assert (spec.worker_cores, spec.worker_memory, spec.workers, spec.image) == (
+        2,
+        3 * 1024**3,
+        3,
+        "eopack/ndvi:1.0.0",
+    )
 
 
 def test_local_limits_are_positive() -> None:
@@ -110,9 +129,14 @@ class RecordingGateway:
         self.calls.append("shutdown")
 
 
-GATEWAY_ENV = {"DASK_GATEWAY_URL": "http://gw", "DASK_GATEWAY_WORKER_CORES": "1",
-               "DASK_GATEWAY_WORKER_CORES_LIMIT": "1", "DASK_GATEWAY_WORKER_MEMORY": "2G",
-               "DASK_GATEWAY_CLUSTER_MAX_CORES": "4", "DASK_GATEWAY_CLUSTER_MAX_RAM": "6G"}
+GATEWAY_ENV = {
+    "DASK_GATEWAY_URL": "http://gw",
+    "DASK_GATEWAY_WORKER_CORES": "1",
+    "DASK_GATEWAY_WORKER_CORES_LIMIT": "1",
+    "DASK_GATEWAY_WORKER_MEMORY": "2G",
+    "DASK_GATEWAY_CLUSTER_MAX_CORES": "4",
+    "DASK_GATEWAY_CLUSTER_MAX_RAM": "6G",
+}
 
 
 def test_gateway_cluster_scaled_by_formula_and_shut_down() -> None:
@@ -125,30 +149,36 @@ def test_gateway_cluster_scaled_by_formula_and_shut_down() -> None:
 def test_gateway_cluster_shut_down_when_computation_fails() -> None:
     calls: list[str] = []
     with pytest.raises(ZeroDivisionError), dask_client(GATEWAY_ENV, lambda url, env: RecordingGateway(calls)):
-        1 / 0  # noqa: B018
+        1 / 0
     assert calls[-1] == "shutdown"
 
 
 def test_gateway_cluster_shut_down_when_scaling_fails() -> None:
     calls: list[str] = []
-    with pytest.raises(RuntimeError), dask_client(GATEWAY_ENV, lambda url, env: RecordingGateway(calls, "scale")):
+    with (
+        pytest.raises(RuntimeError),
+        dask_client(GATEWAY_ENV, lambda url, env: RecordingGateway(calls, "scale")),
+    ):
         pass
     assert calls[-1] == "shutdown"
 
 
 def test_existing_cluster_is_connected_not_shut_down() -> None:
     calls: list[str] = []
-    with dask_client({"DASK_CLUSTER": "ns.abc", "DASK_GATEWAY_URL": "http://gw"},
-                     lambda url, env: RecordingGateway(calls)):
+    with dask_client(
+        {"DASK_CLUSTER": "ns.abc", "DASK_GATEWAY_URL": "http://gw"}, lambda url, env: RecordingGateway(calls)
+    ):
         pass
     assert calls == ["connect ns.abc", "client.close"]
 
 
 def test_unreachable_gateway_is_an_error_not_a_local_fallback() -> None:
     env = {**GATEWAY_ENV, "DASK_GATEWAY_URL": "http://127.0.0.1:1"}
-    with pytest.raises(ToolError, match="cannot create a Dask cluster on the gateway at http://127.0.0.1:1"):
-        with dask_client(env):
-            pass
+    with (
+        pytest.raises(ToolError, match="cannot create a Dask cluster on the gateway at http://127.0.0.1:1"),
+        dask_client(env),
+    ):
+        pass
 
 
 def test_sigterm_shuts_the_gateway_cluster_down(tmp_path) -> None:

@@ -12,9 +12,23 @@ from eopack_eo_common.download import check_address, fetch
 from eopack_eo_common.errors import ToolError, ToolInputError
 
 
-@pytest.mark.parametrize("ip", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-                                "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:127.0.0.1",
-                                "224.0.0.1"])
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "::ffff:127.0.0.1",
+        "224.0.0.1",
+    ],
+)
 def test_non_public_addresses_refused(ip: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(download.ALLOW_PRIVATE_ENV, raising=False)
     with pytest.raises(ToolInputError, match="EOPACK_ALLOW_PRIVATE_URLS=1"):
@@ -27,23 +41,27 @@ def test_public_addresses_allowed(ip: str, monkeypatch: pytest.MonkeyPatch) -> N
     check_address("h", ip)
 
 
-def test_loopback_url_refused_without_opt_in(image_server: str, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loopback_url_refused_without_opt_in(
+    image_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(download.ALLOW_PRIVATE_ENV, raising=False)
     with pytest.raises(ToolInputError, match=r"refusing to fetch from 127\.0\.0\.1"):
         fetch(f"{image_server}/sample-rgb.png", tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
-def test_localhost_name_checked_after_resolution(image_server: str, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_localhost_name_checked_after_resolution(
+    image_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(download.ALLOW_PRIVATE_ENV, raising=False)
     url = image_server.replace("127.0.0.1", "localhost")
     with pytest.raises(ToolInputError, match="refusing to fetch from localhost"):
         fetch(f"{url}/sample-rgb.png", tmp_path / "x")
 
 
-def test_every_redirect_hop_is_checked(image_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_redirect_hop_is_checked(
+    image_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Pretend 127.0.0.1 is public and 'localhost' is not, so the second hop must be refused.
     real = download.check_address
 
@@ -81,7 +99,9 @@ def test_declared_size_over_limit(image_server: str, tmp_path: Path, allow_priva
         fetch(f"{image_server}/huge.png", tmp_path / "x", max_bytes=1000)
 
 
-def test_streamed_size_over_limit_leaves_nothing(image_server: str, tmp_path: Path, allow_private: None) -> None:
+def test_streamed_size_over_limit_leaves_nothing(
+    image_server: str, tmp_path: Path, allow_private: None
+) -> None:
     with pytest.raises(ToolInputError, match="sent more than the limit of 100000 bytes"):
         fetch(f"{image_server}/endless.png", tmp_path / "x", max_bytes=100_000)
     assert not (tmp_path / "x").exists()

@@ -18,10 +18,16 @@ from eopack_eo_common.stac import save_catalog, validate_tree
 def _catalog(folder: Path) -> Path:
     (folder / "a").mkdir(parents=True)
     (folder / "a" / "a.tif").write_bytes(b"II*\x00")
-    item = pystac.Item("a", {"type": "Point", "coordinates": [11.4, 46.5]}, [11.4, 46.5, 11.4, 46.5],
-                       dt.datetime(2024, 5, 1, tzinfo=dt.UTC), {})
-    item.add_asset("data", pystac.Asset(str(folder / "a" / "a.tif"), media_type=pystac.MediaType.COG,
-                                        roles=["data"]))
+    item = pystac.Item(
+        "a",
+        {"type": "Point", "coordinates": [11.4, 46.5]},
+        [11.4, 46.5, 11.4, 46.5],
+        dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
+        {},
+    )
+    item.add_asset(
+        "data", pystac.Asset(str(folder / "a" / "a.tif"), media_type=pystac.MediaType.COG, roles=["data"])
+    )
     ProjectionExtension.ext(item, add_if_missing=True).code = "EPSG:32632"
     cat = pystac.Catalog("c", "test")
     cat.add_item(item)

@@ -32,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
 def _body(argv: Sequence[str] | None) -> None:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
-    catalog = convert(args.url, args.fn, args.size, args.outdir, max_bytes=args.max_bytes, timeout=args.timeout)
+    catalog = convert(
+        args.url, args.fn, args.size, args.outdir, max_bytes=args.max_bytes, timeout=args.timeout
+    )
     print(catalog)
 
 

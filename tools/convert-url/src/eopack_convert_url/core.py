@@ -37,10 +37,24 @@ __all__ = ["FUNCTIONS", "Size", "convert", "parse_size"]
 log = logging.getLogger(__name__)
 
 _SIZE = re.compile(r"^\s*(?:(?P<pct>\d+(?:\.\d+)?)%|(?P<w>\d+)x(?P<h>\d+))\s*$", re.IGNORECASE)
-_MEDIA = {"GTiff": pystac.MediaType.GEOTIFF, "PNG": pystac.MediaType.PNG, "JPEG": pystac.MediaType.JPEG,
-          "GIF": "image/gif", "WEBP": "image/webp", "BMP": "image/bmp", "TIFF": pystac.MediaType.TIFF}
-_SUFFIX = {"GTiff": ".tif", "PNG": ".png", "JPEG": ".jpg", "GIF": ".gif", "WEBP": ".webp", "BMP": ".bmp",
-           "TIFF": ".tif"}
+_MEDIA = {
+    "GTiff": pystac.MediaType.GEOTIFF,
+    "PNG": pystac.MediaType.PNG,
+    "JPEG": pystac.MediaType.JPEG,
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": pystac.MediaType.TIFF,
+}
+_SUFFIX = {
+    "GTiff": ".tif",
+    "PNG": ".png",
+    "JPEG": ".jpg",
+    "GIF": ".gif",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+    "TIFF": ".tif",
+}
 
 
 @dataclass(frozen=True)
@@ -66,7 +80,9 @@ def parse_size(text: str) -> Size:
     """
     match = _SIZE.match(text or "")
     if match is None:
-        raise ToolInputError(f"size must be a percentage like '50%' or WIDTHxHEIGHT like '640x480'; got {text!r}")
+        raise ToolInputError(
+            f"size must be a percentage like '50%' or WIDTHxHEIGHT like '640x480'; got {text!r}"
+        )
     if match["pct"] is not None:
         pct = float(match["pct"])
         if not 0 < pct <= 1000:
@@ -87,8 +103,15 @@ def _resample_pixels(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     # Same CRS, scaled pixel size: GDAL's resampling without any reprojection.
     src = rasterio.Affine.scale(1.0, 1.0)
     dst = rasterio.Affine.scale(cols / shape[1], rows / shape[0])
-    reproject(pixels, out, src_transform=src, dst_transform=dst, src_crs="EPSG:3857", dst_crs="EPSG:3857",
-              resampling=Resampling.average if shape[0] < rows else Resampling.bilinear)
+    reproject(
+        pixels,
+        out,
+        src_transform=src,
+        dst_transform=dst,
+        src_crs="EPSG:3857",
+        dst_crs="EPSG:3857",
+        resampling=Resampling.average if shape[0] < rows else Resampling.bilinear,
+    )
     return out
 
 
@@ -100,8 +123,16 @@ def _resize_geotiff(src_path: Path, dst_path: Path, size: Size, client: Any) -> 
         transform = src.transform @ rasterio.Affine.scale(src.width / width, src.height / height)
         crs, nodata = src.crs, src.nodata
     resized = client.submit(_resample_pixels, pixels, (height, width), pure=False).result()
-    profile.update(width=width, height=height, transform=transform, driver="GTiff",
-                   tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    profile.update(
+        width=width,
+        height=height,
+        transform=transform,
+        driver="GTiff",
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+    )
     if width < 256 or height < 256:
         profile.update(tiled=False)
         profile.pop("blockxsize")
@@ -109,8 +140,13 @@ def _resize_geotiff(src_path: Path, dst_path: Path, size: Size, client: Any) -> 
     with rasterio.open(dst_path, "w", **profile) as dst:
         dst.write(resized)
     west, south, east, north = rasterio.transform.array_bounds(height, width, transform)
-    return {"crs": crs, "transform": transform, "shape": (height, width), "nodata": nodata,
-            "bounds": (west, south, east, north)}
+    return {
+        "crs": crs,
+        "transform": transform,
+        "shape": (height, width),
+        "nodata": nodata,
+        "bounds": (west, south, east, north),
+    }
 
 
 def _resize_picture(src_path: Path, dst_path: Path, size: Size, fmt: str, client: Any) -> dict[str, Any]:
@@ -118,7 +154,9 @@ def _resize_picture(src_path: Path, dst_path: Path, size: Size, fmt: str, client
         img.load()
         width, height = size.target(*img.size)
         # Area averaging when shrinking (no aliasing), bicubic when enlarging.
-        method = Image.Resampling.BOX if width * height < img.size[0] * img.size[1] else Image.Resampling.BICUBIC
+        method = (
+            Image.Resampling.BOX if width * height < img.size[0] * img.size[1] else Image.Resampling.BICUBIC
+        )
         resized = client.submit(lambda im: im.resize((width, height), method), img, pure=False).result()
         resized.save(dst_path, format=fmt)
     return {"shape": (height, width)}
@@ -159,7 +197,9 @@ def _item_id(url: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "image"
 
 
-def resize(src: Path, dst_dir: Path, stem: str, fmt: str, size: Size, client: Any) -> tuple[Path, dict[str, Any]]:
+def resize(
+    src: Path, dst_dir: Path, stem: str, fmt: str, size: Size, client: Any
+) -> tuple[Path, dict[str, Any]]:
     """The ``resize`` function of convert-url: scale an image to ``size``."""
     dst = dst_dir / f"{stem}{_SUFFIX[fmt]}"
     if fmt == "GTiff":
@@ -170,20 +210,39 @@ def resize(src: Path, dst_dir: Path, stem: str, fmt: str, size: Size, client: An
 FUNCTIONS: dict[str, Callable[..., tuple[Path, dict[str, Any]]]] = {"resize": resize}
 
 
-def _make_item(item_id: str, image: Path, fmt: str, info: dict[str, Any], url: str, fn: str,
-               size_text: str, when: dt.datetime) -> pystac.Item:
+def _make_item(
+    item_id: str,
+    image: Path,
+    fmt: str,
+    info: dict[str, Any],
+    url: str,
+    fn: str,
+    size_text: str,
+    when: dt.datetime,
+) -> pystac.Item:
     geometry = bbox = None
     if "crs" in info:
         bbox = list(transform_bounds(info["crs"], "EPSG:4326", *info["bounds"], densify_pts=21))
         west, south, east, north = bbox
-        geometry = {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north],
-                                                         [west, north], [west, south]]]}
-    item = pystac.Item(id=item_id, geometry=geometry, bbox=bbox, datetime=when,
-                       properties={"processing:software": {"convert-url": "1.0.0"},
-                                   "eopack:source_url": url, "eopack:function": f"{fn} {size_text}"})
+        geometry = {
+            "type": "Polygon",
+            "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+        }
+    item = pystac.Item(
+        id=item_id,
+        geometry=geometry,
+        bbox=bbox,
+        datetime=when,
+        properties={
+            "processing:software": {"convert-url": "1.0.0"},
+            "eopack:source_url": url,
+            "eopack:function": f"{fn} {size_text}",
+        },
+    )
     rows, cols = info["shape"]
-    asset = pystac.Asset(href=str(image), media_type=_MEDIA[fmt], roles=["data"],
-                         title=f"{image.name} ({cols}x{rows} px)")
+    asset = pystac.Asset(
+        href=str(image), media_type=_MEDIA[fmt], roles=["data"], title=f"{image.name} ({cols}x{rows} px)"
+    )
     item.add_asset("data", asset)
     if "crs" in info:
         proj = ProjectionExtension.ext(item, add_if_missing=True)
@@ -215,8 +274,9 @@ def convert(url: str, fn: str, size_text: str, outdir: Path, *, max_bytes: int, 
         got.path.unlink()
         download_dir.rmdir()
         when = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        catalog = pystac.Catalog(id="convert-url", description=f"{fn} {size_text} of {url}",
-                                 title="convert-url result")
+        catalog = pystac.Catalog(
+            id="convert-url", description=f"{fn} {size_text} of {url}", title="convert-url result"
+        )
         catalog.add_item(_make_item(item_id, image, fmt, info, url, fn, size_text, when))
         save_catalog(catalog, stage)
     return outdir / "catalog.json"

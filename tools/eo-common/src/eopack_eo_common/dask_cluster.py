@@ -40,8 +40,17 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4,
-          "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+_UNITS = {
+    "": 1,
+    "K": 1024,
+    "M": 1024**2,
+    "G": 1024**3,
+    "T": 1024**4,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+}
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
@@ -91,8 +100,9 @@ class GatewaySpec:
 
     @property
     def workers(self) -> int:
-        return worker_count(self.cluster_max_cores, self.worker_cores_limit,
-                            self.cluster_max_memory, self.worker_memory)
+        return worker_count(
+            self.cluster_max_cores, self.worker_cores_limit, self.cluster_max_memory, self.worker_memory
+        )
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -130,8 +140,7 @@ def local_limits() -> tuple[int, int | None]:
         if quota != "max":
             cores = max(1, min(cores, int(int(quota) / int(period))))
     memory: int | None = None
-    for candidate in (Path("/sys/fs/cgroup/memory.max"),
-                      Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")):
+    for candidate in (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")):
         if candidate.exists():
             raw = candidate.read_text().strip()
             if raw.isdigit() and int(raw) < 1 << 60:
@@ -187,8 +196,14 @@ def _create_gateway_cluster(gateway: Any, spec: GatewaySpec) -> Any:
 
 def _quiet_distributed() -> None:
     # distributed sets its loggers to INFO when imported; a tool's progress lines matter more.
-    for name in ("distributed", "distributed.scheduler", "distributed.worker", "distributed.core",
-                 "distributed.http.proxy", "distributed.nanny"):
+    for name in (
+        "distributed",
+        "distributed.scheduler",
+        "distributed.worker",
+        "distributed.core",
+        "distributed.http.proxy",
+        "distributed.nanny",
+    ):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
@@ -245,8 +260,13 @@ def dask_client(
                         "check the URL and credentials (no local fallback when a gateway is requested)"
                     ) from err
                 try:
-                    log.info("Dask: gateway cluster %s, scaling to %d worker(s) of %d core(s), %.1f GiB",
-                             cluster.name, spec.workers, spec.worker_cores, spec.worker_memory / 1024**3)
+                    log.info(
+                        "Dask: gateway cluster %s, scaling to %d worker(s) of %d core(s), %.1f GiB",
+                        cluster.name,
+                        spec.workers,
+                        spec.worker_cores,
+                        spec.worker_memory / 1024**3,
+                    )
                     cluster.scale(spec.workers)
                     client = cluster.get_client()
                     try:
@@ -266,8 +286,13 @@ def dask_client(
     cores, memory = local_limits()
     # Threads, not processes: our graphs are numpy/GDAL work that releases the GIL, and a
     # single worker process starts in a fraction of a second.
-    cluster = LocalCluster(n_workers=1, threads_per_worker=cores, processes=False,
-                           memory_limit=memory or 0, dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=1,
+        threads_per_worker=cores,
+        processes=False,
+        memory_limit=memory or 0,
+        dashboard_address=None,
+    )
     log.info("Dask: local cluster, %d thread(s)", cores)
     with _sigterm_raises():
         try:

@@ -116,7 +116,8 @@ def fetch(
             reason = getattr(err, "reason", None) or err
             raise ToolError(f"cannot download {current}: {reason}") from None
         try:
-            peer = resp.connection.sock.getpeername()[0] if resp.connection and resp.connection.sock else None
+            sock = getattr(resp.connection, "sock", None)
+            peer = sock.getpeername()[0] if sock is not None else None
             if peer:
                 check_address(host, peer)
             if resp.status in (301, 302, 303, 307, 308):
@@ -138,8 +139,9 @@ def fetch(
         finally:
             resp.release_conn()
         log.info("downloaded %s (%d bytes) in %.2f s", current, size, time.monotonic() - started)
-        return Downloaded(dest, current, resp.headers.get("Content-Type"), size,
-                          resp.headers.get("Last-Modified"))
+        return Downloaded(
+            dest, current, resp.headers.get("Content-Type"), size, resp.headers.get("Last-Modified")
+        )
     raise ToolError(f"too many redirects (more than {_MAX_REDIRECTS}) starting at {url}")
 
 

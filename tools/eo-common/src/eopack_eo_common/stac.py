@@ -61,8 +61,14 @@ class _OfflineValidator(JsonSchemaSTACValidator):
         super().__init__()
         self.unchecked: set[str] = set()
 
-    def validate_extension(self, stac_dict: dict[str, Any], stac_object_type: Any, stac_version: str,
-                           extension_id: str, href: str | None = None) -> str | None:
+    def validate_extension(
+        self,
+        stac_dict: dict[str, Any],
+        stac_object_type: Any,
+        stac_version: str,
+        extension_id: str,
+        href: str | None = None,
+    ) -> str | None:
         try:
             return super().validate_extension(stac_dict, stac_object_type, stac_version, extension_id, href)
         except GetSchemaError:
@@ -120,6 +126,8 @@ def validate_tree(root: Path) -> StacReport:
         report.errors.extend(_house_rules(doc, path))
     report.unchecked_extensions = validator.unchecked
     if report.unchecked_extensions:
-        log.info("extension schemas not reachable offline, not checked: %s",
-                 ", ".join(sorted(report.unchecked_extensions)))
+        log.info(
+            "extension schemas not reachable offline, not checked: %s",
+            ", ".join(sorted(report.unchecked_extensions)),
+        )
     return report
