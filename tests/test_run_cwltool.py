@@ -35,6 +35,20 @@ def eopack(
     )
 
 
+def run_convert(job: Path, outdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`eopack run convert-url JOB --outdir OUTDIR -q [EXTRA]` with loopback URLs allowed."""
+    return eopack(
+        "run",
+        "convert-url",
+        str(job),
+        "--outdir",
+        str(outdir),
+        "-q",
+        *extra,
+        env={"EOPACK_ALLOW_PRIVATE_URLS": "1"},
+    )
+
+
 @pytest.fixture
 def job(tmp_path: Path, image_server: str) -> Path:
     path = tmp_path / "job.yml"
@@ -45,15 +59,7 @@ def job(tmp_path: Path, image_server: str) -> Path:
 def test_run_prints_the_catalog_and_keeps_what_was_run(job: Path, tmp_path: Path) -> None:
     cwl = ROOT / "app-packages/convert-url/convert-url.cwl"
     before = hashlib.sha256(cwl.read_bytes()).hexdigest()
-    proc = eopack(
-        "run",
-        "convert-url",
-        str(job),
-        "--outdir",
-        str(tmp_path / "run"),
-        "-q",
-        env={"EOPACK_ALLOW_PRIVATE_URLS": "1"},
-    )
+    proc = run_convert(job, tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     catalog = tmp_path / "run" / "converted_image" / "catalog.json"
     assert proc.stdout.strip().splitlines()[-1] == str(catalog)
@@ -84,17 +90,7 @@ def test_default_run_dir_is_under_runs(tmp_path: Path, job: Path) -> None:
 
 
 def test_extra_args_go_to_cwltool(job: Path, tmp_path: Path) -> None:
-    proc = eopack(
-        "run",
-        "convert-url",
-        str(job),
-        "--outdir",
-        str(tmp_path / "run"),
-        "-q",
-        "--",
-        "--print-deps",
-        env={"EOPACK_ALLOW_PRIVATE_URLS": "1"},
-    )
+    proc = run_convert(job, tmp_path / "run", "--", "--print-deps")
     command = (tmp_path / "run" / ".eopack" / "command.txt").read_text()
     assert "--print-deps" in command
     assert proc.returncode == 0  # --print-deps prints dependencies and runs nothing
@@ -104,15 +100,7 @@ def test_extra_args_go_to_cwltool(job: Path, tmp_path: Path) -> None:
 def test_failure_surfaces_the_tool_line_and_exit_code(tmp_path: Path, image_server: str) -> None:
     job = tmp_path / "job.yml"
     job.write_text(f"fn: resize\nurl: {image_server}/sample-rgb.png\nsize: 0%\n")
-    proc = eopack(
-        "run",
-        "convert-url",
-        str(job),
-        "--outdir",
-        str(tmp_path / "run"),
-        "-q",
-        env={"EOPACK_ALLOW_PRIVATE_URLS": "1"},
-    )
+    proc = run_convert(job, tmp_path / "run")
     assert proc.returncode == 1
     assert "convert-url: error: size percentage must be above 0% and at most 1000%; got '0%'" in proc.stderr
     assert "convert-url failed on cwltool (exit 1)" in proc.stderr

@@ -128,6 +128,9 @@ class RecordingGateway:
     def shutdown(self) -> None:
         self.calls.append("shutdown")
 
+    def close(self) -> None:
+        self.calls.append("gateway.close")
+
 
 GATEWAY_ENV = {
     "DASK_GATEWAY_URL": "http://gw",
@@ -143,14 +146,14 @@ def test_gateway_cluster_scaled_by_formula_and_shut_down() -> None:
     calls: list[str] = []
     with dask_client(GATEWAY_ENV, lambda url, env: RecordingGateway(calls)):
         calls.append("work")
-    assert calls == ["new 1 2.0", "scale 3", "work", "client.close", "shutdown"]
+    assert calls == ["new 1 2.0", "scale 3", "work", "client.close", "shutdown", "gateway.close"]
 
 
 def test_gateway_cluster_shut_down_when_computation_fails() -> None:
     calls: list[str] = []
     with pytest.raises(ZeroDivisionError), dask_client(GATEWAY_ENV, lambda url, env: RecordingGateway(calls)):
         1 / 0
-    assert calls[-1] == "shutdown"
+    assert calls[-2:] == ["shutdown", "gateway.close"]
 
 
 def test_gateway_cluster_shut_down_when_scaling_fails() -> None:
@@ -160,7 +163,7 @@ def test_gateway_cluster_shut_down_when_scaling_fails() -> None:
         dask_client(GATEWAY_ENV, lambda url, env: RecordingGateway(calls, "scale")),
     ):
         pass
-    assert calls[-1] == "shutdown"
+    assert calls[-2:] == ["shutdown", "gateway.close"]
 
 
 def test_existing_cluster_is_connected_not_shut_down() -> None:
@@ -169,7 +172,7 @@ def test_existing_cluster_is_connected_not_shut_down() -> None:
         {"DASK_CLUSTER": "ns.abc", "DASK_GATEWAY_URL": "http://gw"}, lambda url, env: RecordingGateway(calls)
     ):
         pass
-    assert calls == ["connect ns.abc", "client.close"]
+    assert calls == ["connect ns.abc", "client.close", "gateway.close"]
 
 
 def test_unreachable_gateway_is_an_error_not_a_local_fallback() -> None:
@@ -201,4 +204,4 @@ def test_sigterm_shuts_the_gateway_cluster_down(tmp_path) -> None:
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 128 + signal.SIGTERM
-    assert marker.read_text().endswith("shutdown")
+    assert marker.read_text().endswith("shutdown,gateway.close")

@@ -22,7 +22,7 @@ import re
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,14 +207,12 @@ def _quiet_distributed() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _close(gateway: Any) -> None:
-    close = getattr(gateway, "close", None)
-    if close is not None:
-        close()
-        # dask-gateway's Gateway.__del__ calls close() a second time, which raises on the stopped
-        # loop ("Exception ignored in Gateway.__del__"); __del__ skips objects without this attribute.
-        if hasattr(gateway, "_loop_runner"):
-            del gateway._loop_runner
+def _close_gateway(gateway: Any) -> None:
+    gateway.close()
+    # dask-gateway's Gateway.__del__ calls close() a second time, which raises on the stopped
+    # loop ("Exception ignored in Gateway.__del__"); __del__ skips objects without this attribute.
+    if hasattr(gateway, "_loop_runner"):
+        del gateway._loop_runner
 
 
 @contextmanager
@@ -226,80 +224,57 @@ def dask_client(
     env = os.environ if env is None else env
     url = env.get("DASK_GATEWAY_URL") or None
     name = env.get("DASK_CLUSTER") or None
-
     _quiet_distributed()
-    if name:
-        log.info("Dask: connecting to existing gateway cluster %s (its owner shuts it down)", name)
-        gateway = None
-        try:
+    # Everything opened is registered on the stack, so it is closed in reverse order on every exit.
+    with ExitStack() as stack:
+        if name:
+            log.info("Dask: connecting to existing gateway cluster %s (its owner shuts it down)", name)
             try:
                 gateway = gateway_factory(url, env)
+                stack.callback(_close_gateway, gateway)
                 cluster = gateway.connect(name)
             except Exception as err:
                 raise ToolError(f"cannot connect to Dask cluster {name!r}: {err}") from err
             client = cluster.get_client()
+        elif url:
+            spec = gateway_spec_from_env(env)
+            stack.enter_context(_sigterm_raises())
             try:
-                yield client
-            finally:
-                client.close()
-        finally:
-            _close(gateway)
-        return
+                gateway = gateway_factory(url, env)
+                stack.callback(_close_gateway, gateway)
+                cluster = _create_gateway_cluster(gateway, spec)
+            except Exception as err:
+                raise ToolError(
+                    f"cannot create a Dask cluster on the gateway at {url}: {err}; "
+                    "check the URL and credentials (no local fallback when a gateway is requested)"
+                ) from err
+            stack.callback(cluster.shutdown)
+            stack.callback(log.info, "Dask: shutting down gateway cluster %s", cluster.name)
+            log.info(
+                "Dask: gateway cluster %s, scaling to %d worker(s) of %d core(s), %.1f GiB",
+                cluster.name,
+                spec.workers,
+                spec.worker_cores,
+                spec.worker_memory / 1024**3,
+            )
+            cluster.scale(spec.workers)
+            client = cluster.get_client()
+        else:
+            from distributed import Client, LocalCluster
 
-    if url:
-        spec = gateway_spec_from_env(env)
-        gateway = None
-        with _sigterm_raises():
-            try:
-                try:
-                    gateway = gateway_factory(url, env)
-                    cluster = _create_gateway_cluster(gateway, spec)
-                except Exception as err:
-                    raise ToolError(
-                        f"cannot create a Dask cluster on the gateway at {url}: {err}; "
-                        "check the URL and credentials (no local fallback when a gateway is requested)"
-                    ) from err
-                try:
-                    log.info(
-                        "Dask: gateway cluster %s, scaling to %d worker(s) of %d core(s), %.1f GiB",
-                        cluster.name,
-                        spec.workers,
-                        spec.worker_cores,
-                        spec.worker_memory / 1024**3,
-                    )
-                    cluster.scale(spec.workers)
-                    client = cluster.get_client()
-                    try:
-                        yield client
-                    finally:
-                        client.close()
-                finally:
-                    log.info("Dask: shutting down gateway cluster %s", cluster.name)
-                    cluster.shutdown()
-            finally:
-                _close(gateway)
-        return
-
-    from distributed import Client, LocalCluster
-
-    _quiet_distributed()
-    cores, memory = local_limits()
-    # Threads, not processes: our graphs are numpy/GDAL work that releases the GIL, and a
-    # single worker process starts in a fraction of a second.
-    cluster = LocalCluster(
-        n_workers=1,
-        threads_per_worker=cores,
-        processes=False,
-        memory_limit=memory or 0,
-        dashboard_address=None,
-    )
-    log.info("Dask: local cluster, %d thread(s)", cores)
-    with _sigterm_raises():
-        try:
+            cores, memory = local_limits()
+            stack.enter_context(_sigterm_raises())
+            # Threads, not processes: our graphs are numpy/GDAL work that releases the GIL, and a
+            # single worker process starts in a fraction of a second.
+            cluster = LocalCluster(
+                n_workers=1,
+                threads_per_worker=cores,
+                processes=False,
+                memory_limit=memory or 0,
+                dashboard_address=None,
+            )
+            stack.callback(cluster.close)
+            log.info("Dask: local cluster, %d thread(s)", cores)
             client = Client(cluster)
-            try:
-                yield client
-            finally:
-                client.close()
-        finally:
-            cluster.close()
+        stack.callback(client.close)
+        yield client
