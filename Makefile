@@ -10,7 +10,7 @@ export UV_NATIVE_TLS ?= 1
 UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.cache/uv/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup demo test lint clean
+.PHONY: help setup demo test lint clean stac-up stac-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -34,6 +34,12 @@ lint: setup ## ruff, mypy and `eopack validate`
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) eopack validate
+
+stac-up: setup ## Start the local STAC API (pgstac + stac-fastapi + asset server); prints its URL
+	$(RUN) eopack stac up
+
+stac-down: setup ## Stop the local STAC API started by stac-up
+	$(RUN) eopack stac down
 
 clean: ## Remove runs, caches and the environment
 	rm -rf runs .venv .cache .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,14 @@ def image_server(images: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def sample_catalog() -> Path:
+    """The default sample Sentinel-2 catalog in <repo>/data/sample (generated once, then reused)."""
+    from eopack_sample_data.s2 import generate
+
+    return generate(ROOT / "data" / "sample")
+
+
 @pytest.fixture
 def allow_private(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EOPACK_ALLOW_PRIVATE_URLS", "1")

@@ -4,20 +4,33 @@
 set -euo pipefail
 
 # System packages the tools and tests need. nodejs evaluates CWL JavaScript expressions.
-APT_PACKAGES=(git curl ca-certificates python3 python3-venv nodejs)
+# postgresql-15-postgis-3 (pulls postgresql-15) and nginx: the local STAC API (`eopack stac up`).
+APT_PACKAGES=(git curl ca-certificates python3 python3-venv nodejs postgresql-15-postgis-3 nginx)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 # python3/node may come from elsewhere (pyenv, nvm); only their commands matter.
-command -v node >/dev/null 2>&1 && missing=("${missing[@]/nodejs}")
-command -v python3 >/dev/null 2>&1 && missing=("${missing[@]/python3}")
-missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+provided=()
+command -v node >/dev/null 2>&1 && provided+=(nodejs)
+command -v python3 >/dev/null 2>&1 && provided+=(python3)
+still=()
+for pkg in "${missing[@]}"; do
+  [[ " ${provided[*]} " == *" $pkg "* ]] || still+=("$pkg")
+done
+missing=("${still[@]}")
 if ((${#missing[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing ${missing[*]}"
     apt-get update -qq
+    # Services (postgres, nginx) are started by eopack on our own ports, never by their packages:
+    # a temporary policy-rc.d makes the maintainer scripts skip starting them.
+    policy_rc_d=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy_rc_d" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy_rc_d" && chmod +x "$policy_rc_d"
+      trap 'rm -f "$policy_rc_d"' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "bootstrap: please install: ${missing[*]} (not root, so not installing them myself)" >&2

@@ -11,8 +11,14 @@ from rich.table import Table
 from . import __version__
 from .console import err, notice, out
 from .errors import EopackError
+from .images import images_cli
 from .package import find_package, list_packages, repo_root, validate_package
+from .release import release_cmd
 from .runners import REGISTRY, RunOptions, get_runner
+from .runners.base import load_job
+from .sample_data import ensure_for_job
+from .sample_data import generate as generate_sample_data
+from .services.stac import stac_cli
 
 __all__ = ["main"]
 
@@ -98,6 +104,7 @@ def run(
     if not job.exists():
         raise click.UsageError(f"no job file given and {job} does not exist")
     runner = get_runner(runner_name)
+    ensure_for_job(load_job(job))
     options = RunOptions(
         outdir=outdir,
         no_container=no_container,
@@ -116,6 +123,19 @@ def run(
         sys.exit(result.exit_code)
     notice(f"{pkg.name} succeeded on {runner_name}; results in {result.run_dir}")
     click.echo(str(result.catalog) if result.catalog else str(result.run_dir))
+
+
+@cli.command("sample-data", context_settings={"ignore_unknown_options": True})
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder (default data/sample).")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def sample_data(out: Path | None, args: tuple[str, ...]) -> None:
+    """Generate the sample inputs (options: --months N --tiles N --tile-size PX --resolution M --force)."""
+    click.echo(str(generate_sample_data(out, args)))
+
+
+cli.add_command(stac_cli)
+cli.add_command(images_cli)
+cli.add_command(release_cmd)
 
 
 def main() -> None:

@@ -92,11 +92,11 @@ class _Handler(SimpleHTTPRequestHandler):
 class ImageServer:
     """``with ImageServer(folder) as base_url: ...`` serves ``folder`` on 127.0.0.1."""
 
-    def __init__(self, folder: Path, port: int = 0) -> None:
+    def __init__(self, folder: Path, port: int = 0, host: str = "127.0.0.1") -> None:
         handler = lambda *a, **k: _Handler(*a, directory=str(folder), **k)  # noqa: E731
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd = ThreadingHTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.url = f"http://{host}:{self.httpd.server_address[1]}"
 
     def __enter__(self) -> str:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

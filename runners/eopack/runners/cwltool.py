@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-from .. import docker
 from ..console import notice
 from ..dask import lower
 from ..package import Package, cwltool_command, repo_root
+from ..services import docker
 from .base import (
     RunOptions,
     RunResult,
@@ -27,7 +31,7 @@ from .base import (
     write_run_copy,
 )
 
-__all__ = ["CwltoolRunner", "container_decision"]
+__all__ = ["CwltoolRunner", "container_decision", "loopback_urls"]
 
 # Variables a user sets for the tools, forwarded through cwltool's clean environment.
 FORWARDED_ENV = ("EOPACK_ALLOW_PRIVATE_URLS",)
@@ -45,6 +49,25 @@ def container_decision(package: Package, no_container: bool) -> tuple[bool, str]
     return True, "Docker daemon and images available"
 
 
+def loopback_urls(job: Mapping[str, Any]) -> list[str]:
+    """http(s) URLs in the job whose host is this machine's loopback (127.0.0.0/8, ::1, localhost).
+
+    A container on Docker's bridge network cannot reach them, so such a run needs the host's network.
+    """
+    found = []
+    for value in job.values():
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            continue
+        host = urlsplit(value).hostname or ""
+        try:
+            loop = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loop = False
+        if loop:
+            found.append(value)
+    return found
+
+
 class CwltoolRunner:
     name = "cwltool"
 
@@ -52,11 +75,21 @@ class CwltoolRunner:
         return True, ""
 
     def command(
-        self, cwl: Path, job_file: Path, run_dir: Path, use_containers: bool, options: RunOptions
+        self,
+        cwl: Path,
+        job_file: Path,
+        run_dir: Path,
+        use_containers: bool,
+        options: RunOptions,
+        host_network: bool = False,
     ) -> list[str]:
         cmd = [*cwltool_command(), "--disable-color", "--outdir", str(run_dir / ".eopack" / "out")]
         if not use_containers:
             cmd.append("--no-container")
+        elif host_network:
+            # cwltool gives a tool with NetworkAccess Docker's bridge network, from which the host's
+            # 127.0.0.1 is unreachable; `--custom-net host` shares the host's network instead.
+            cmd += ["--custom-net", "host"]
         for name in FORWARDED_ENV:
             if name in os.environ or name in options.env:
                 cmd += ["--preserve-environment", name]
@@ -78,7 +111,10 @@ class CwltoolRunner:
         if not use_containers:
             docker_to_hint(doc)
         cwl, job_file = write_run_copy(run_dir, package, doc, job)
-        cmd = self.command(cwl, job_file, run_dir, use_containers, options)
+        loopback = loopback_urls(job) if use_containers else []
+        if loopback:
+            notice(f"the job uses loopback URL(s) ({loopback[0]}): the container shares the host's network")
+        cmd = self.command(cwl, job_file, run_dir, use_containers, options, host_network=bool(loopback))
         (run_dir / ".eopack" / "command.txt").write_text(" ".join(cmd) + "\n")
         env = {**os.environ, **options.env}
         if not use_containers:

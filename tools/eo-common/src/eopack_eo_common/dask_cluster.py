@@ -32,6 +32,7 @@ from .errors import ToolError, ToolInputError
 __all__ = [
     "GatewaySpec",
     "dask_client",
+    "performance_report",
     "gateway_spec_from_env",
     "local_limits",
     "parse_memory",
@@ -278,3 +279,16 @@ def dask_client(
             client = Client(cluster)
         stack.callback(client.close)
         yield client
+
+
+@contextmanager
+def performance_report(path: Path | None) -> Iterator[None]:
+    """Record a Dask performance report (HTML) of the enclosed computation when ``path`` is given."""
+    if path is None:
+        yield
+        return
+    from distributed import performance_report as report
+
+    with report(filename=str(path)):
+        yield
+    log.info("Dask performance report: %s", path)

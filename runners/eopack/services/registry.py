@@ -1,0 +1,148 @@
+"""A local image registry on loopback (Debian's ``docker-registry``), for testing digest-pinned releases.
+
+Why: a release pins every image by its *registry manifest digest*, which only a push produces (the
+local image id is not pullable). Docker trusts ``127.0.0.0/8`` registries over plain HTTP, so a
+registry on 127.0.0.1:5000 needs no TLS or auth config, and ``dockerPull: 127.0.0.1:5000/img@sha256:...``
+runs in cwltool and Toil exactly as a GHCR reference would. Debian's default config asks for an
+htpasswd file and listens on all interfaces; we write our own, storage under ``runs/services/registry``.
+
+``python -m eopack.services.registry up|down|status`` is what ``make registry-up``/``registry-down`` run.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EopackError, ServiceUnavailableError
+from . import _proc
+
+__all__ = ["DEFAULT_PORT", "SERVICE", "Registry", "down", "state_dir", "status", "up"]
+
+SERVICE = "Image registry"
+DEFAULT_PORT = 5000
+FIX = "Install it as root with `apt-get install -y docker-registry` (make setup does)."
+
+CONFIG = """\
+# Written by eopack (services/registry.py): loopback only, no auth, storage in this folder.
+version: 0.1
+log:
+  level: info
+  fields:
+    service: registry
+storage:
+  filesystem:
+    rootdirectory: {data}
+  delete:
+    enabled: true
+http:
+  addr: {host}:{port}
+  headers:
+    X-Content-Type-Options: [nosniff]
+"""
+
+
+def state_dir(root: Path | None = None) -> Path:
+    from ..package import repo_root
+
+    return (root or repo_root()) / "runs" / "services" / "registry"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """A running registry: push to ``address``; ``pid`` is None when eopack did not start it."""
+
+    host: str
+    port: int
+    pid: int | None
+    state: Path
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}/v2/"
+
+
+def _answers(host: str, port: int) -> bool:
+    return _proc.http_status(f"http://{host}:{port}/v2/") == 200
+
+
+def status(root: Path | None = None, port: int = DEFAULT_PORT) -> Registry | None:
+    """The registry answering on 127.0.0.1:``port`` (ours or not), or None."""
+    if not _answers(_proc.LOOPBACK, port):
+        return None
+    pid = _proc.read_pid(state_dir(root) / "registry.pid")
+    return Registry(_proc.LOOPBACK, port, pid if _proc.pid_alive(pid) else None, state_dir(root))
+
+
+def up(root: Path | None = None, port: int = DEFAULT_PORT) -> Registry:
+    """Start ``docker-registry serve`` on 127.0.0.1:``port`` unless a registry already answers there."""
+    running = status(root, port)
+    if running is not None:
+        return running
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise ServiceUnavailableError(SERVICE, "docker-registry is not installed", FIX)
+    _proc.ensure_port_free(SERVICE, port, "--port (make registry-up REGISTRY_PORT=...)")
+    base = state_dir(root)
+    (base / "data").mkdir(parents=True, exist_ok=True)
+    config = base / "config.yml"
+    config.write_text(CONFIG.format(data=base / "data", host=_proc.LOOPBACK, port=port))
+    log = base / "registry.log"
+    _proc.spawn([binary, "serve", str(config)], log=log, cwd=base, pid_file=base / "registry.pid")
+    if not _proc.wait_until(lambda: _answers(_proc.LOOPBACK, port), 20.0, interval=0.2):
+        last = _proc.tail(log, 3).replace("\n", " | ")
+        raise ServiceUnavailableError(
+            SERVICE, f"no answer on {_proc.LOOPBACK}:{port} after 20 s: {last or 'no output'}", f"Read {log}."
+        )
+    found = status(root, port)
+    assert found is not None
+    return found
+
+
+def down(root: Path | None = None) -> bool:
+    """Stop the registry eopack started (its data stays in runs/services/registry/data)."""
+    pid_file = state_dir(root) / "registry.pid"
+    stopped = _proc.stop_pid(_proc.read_pid(pid_file))
+    if stopped:
+        pid_file.unlink(missing_ok=True)
+    return stopped
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    action = args[0] if args else "status"
+    port = int(args[1]) if len(args) > 1 else DEFAULT_PORT
+    try:
+        if action == "up":
+            reg = up(port=port)
+            owner = f"pid {reg.pid}, state {reg.state}" if reg.pid else "not started by eopack"
+            print(f"{SERVICE}: {reg.address} ({owner})")
+        elif action == "down":
+            if not down():
+                print(f"{SERVICE}: did not stop", file=sys.stderr)
+                return 1
+            print(f"{SERVICE}: stopped (data kept in {state_dir() / 'data'})")
+        elif action == "status":
+            found = status(port=port)
+            print(f"{SERVICE}: {found.address}" if found else f"{SERVICE}: nothing answers on port {port}")
+            return 0 if found else 1
+        else:
+            print(
+                f"usage: python -m eopack.services.registry up|down|status [PORT] (got {action!r})",
+                file=sys.stderr,
+            )
+            return 2
+    except EopackError as exc:
+        print(f"eopack: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,883 @@
+"""A real STAC API on loopback: PostgreSQL + PostGIS + pgstac, stac-fastapi-pgstac, nginx for assets.
+
+Why a real server and not a mock: the app packages' "STAC API URL + search" input path must be tested
+against the same software a platform runs (pgstac's CQL2, datetime and bbox semantics, HTTP Range on
+COGs). Everything lives in one state directory (data, sockets, pid files, logs, configs), so any later
+``eopack`` process can find, check and stop it, and several stacks can coexist on different ports.
+
+Layout of the state directory::
+
+    stack.json        ports, data dir, DB password, fingerprint of the loaded data (mode 600)
+    pgdata/ pgsock/   PostgreSQL cluster and its unix socket (owned by the postgres user when root)
+    nginx/            nginx.conf, nginx.pid and temp dirs of the asset server
+    api/              uvicorn's working directory (stac-fastapi reads ./.env; this one has none)
+    logs/             initdb.log postgres.log nginx-error.log nginx-access.log uvicorn.log setup.log
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlparse
+
+import click
+
+from .. import package, sample_data
+from ..console import err, notice, out
+from ..errors import ServiceUnavailableError
+from . import _proc
+
+__all__ = [
+    "DEFAULT_API_PORT",
+    "DEFAULT_ASSETS_PORT",
+    "DEFAULT_PG_PORT",
+    "CatalogContent",
+    "Component",
+    "StacStack",
+    "StackStatus",
+    "default_data_dir",
+    "default_state_dir",
+    "down",
+    "preflight",
+    "read_catalog",
+    "stac_cli",
+    "status",
+    "up",
+]
+
+SERVICE = "STAC API"
+DEFAULT_PG_PORT = 5439
+DEFAULT_API_PORT = 8089
+DEFAULT_ASSETS_PORT = 8090
+DB_NAME = DB_USER = "stac"
+PG_OS_USER = "postgres"  # root may not run initdb/postgres; Debian's postgresql-common creates this user
+SETUP_FIX = "Run `make setup` as root: scripts/bootstrap.sh installs postgresql-15-postgis-3 and nginx."
+STRUCTURAL_RELS = {"self", "root", "parent", "child", "item", "items", "collection"}
+
+Progress = Callable[[str], None]
+
+
+# ------------------------------------------------------------------ public results
+
+
+@dataclass(frozen=True)
+class StacStack:
+    """A running stack: where to search, where the assets are, and which processes serve them."""
+
+    api_url: str
+    assets_url: str
+    pids: dict[str, int]
+    state_dir: Path
+    data_dir: Path
+    dsn: str
+    collections: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process of the stack as seen from outside: ``status`` builds these from pid files."""
+
+    name: str
+    up: bool
+    pid: int | None
+    url: str | None
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """Every component's state; ``up`` only when all of them are."""
+
+    state_dir: Path
+    components: tuple[Component, ...]
+
+    @property
+    def up(self) -> bool:
+        return all(c.up for c in self.components)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``status --json`` document (stable keys for scripts)."""
+        return {
+            "state_dir": str(self.state_dir),
+            "up": self.up,
+            "components": {c.name: {"up": c.up, "pid": c.pid, "url": c.url} for c in self.components},
+        }
+
+
+@dataclass(frozen=True)
+class CatalogContent:
+    """Collections and items ready for pgstac: asset hrefs absolute URLs, file-relative links dropped."""
+
+    collections: list[dict[str, Any]]
+    items: list[dict[str, Any]]
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever what would be loaded changes (data or asset base URL)."""
+        blob = json.dumps([self.collections, self.items], sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+# ------------------------------------------------------------------ state directory
+
+
+class _Layout:
+    """Every path of a stack, derived from its state dir (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pgdata, self.pgsock, self.logs = root / "pgdata", root / "pgsock", root / "logs"
+        self.nginx = root / "nginx"
+        self.nginx_conf, self.nginx_pid = self.nginx / "nginx.conf", self.nginx / "nginx.pid"
+        self.api = root / "api"
+        self.uvicorn_pid = self.api / "uvicorn.pid"
+        self.state_file = root / "stack.json"
+
+
+@dataclass
+class _State:
+    """What ``stack.json`` remembers between commands."""
+
+    pg_port: int = DEFAULT_PG_PORT
+    api_port: int = DEFAULT_API_PORT
+    assets_port: int = DEFAULT_ASSETS_PORT
+    data_dir: str = ""
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    fingerprint: str = ""
+
+    @classmethod
+    def load(cls, path: Path) -> _State | None:
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+    def save(self, path: Path) -> None:
+        path.touch(mode=0o600, exist_ok=True)
+        path.write_text(json.dumps(self.__dict__, indent=2) + "\n")
+
+    def dsn(self, dbname: str = DB_NAME) -> str:
+        return f"postgresql://{DB_USER}:{quote(self.password)}@{_proc.LOOPBACK}:{self.pg_port}/{dbname}"
+
+
+def default_state_dir() -> Path:
+    """``<repo>/runs/services/stac``: next to the runs, ignored by git, removed by ``make clean``."""
+    return package.repo_root() / "runs" / "services" / "stac"
+
+
+def default_data_dir() -> Path:
+    """``<repo>/data/sample``: where ``eopack-sample-data`` writes the demo catalog."""
+    return sample_data.default_dir()
+
+
+# ------------------------------------------------------------------ binaries and permissions
+
+
+def _pg_bindir() -> Path | None:
+    """The newest Debian-layout PostgreSQL bin dir, else the one holding ``initdb`` on PATH."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: _version_key(p.parent.parent)
+    )
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+def _version_key(path: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in path.name.split(".") if part.isdigit())
+
+
+def _postgis_control(bindir: Path) -> Path | None:
+    """Where the PostGIS extension control file is for this server, if installed."""
+    candidates = [
+        Path("/usr/share/postgresql") / bindir.parent.name / "extension" / "postgis.control",
+        bindir.parent / "share" / "postgresql" / "extension" / "postgis.control",
+        bindir.parent / "share" / "extension" / "postgis.control",
+    ]
+    return next((c for c in candidates if c.exists()), None)
+
+
+def _nginx() -> Path | None:
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    return Path(found) if found else None
+
+
+def _pg_os_user() -> str | None:
+    """The OS user that runs postgres: ``postgres`` when we are root, else ourselves."""
+    return PG_OS_USER if os.geteuid() == 0 else None
+
+
+def preflight(state_dir: Path | None = None) -> list[str]:
+    """Reasons the stack cannot start on this machine ([] when it can); the test fixture skips on these."""
+    problems = _install_problems()
+    if not problems and state_dir is not None:
+        problems += _traversal_problems(state_dir)
+    return problems
+
+
+def _install_problems() -> list[str]:
+    """Missing binaries, Python modules or OS user: all fixed by `make setup` as root."""
+    problems = []
+    bindir = _pg_bindir()
+    if bindir is None:
+        problems.append("PostgreSQL server binaries (initdb, pg_ctl) not found: apt package postgresql-15")
+    elif _postgis_control(bindir) is None:
+        problems.append(
+            f"PostGIS is missing for PostgreSQL {bindir.parent.name}: apt package postgresql-15-postgis-3"
+        )
+    if _nginx() is None:
+        problems.append("nginx not found: apt package nginx")
+    for module in ("uvicorn", "stac_fastapi.pgstac", "pypgstac", "psycopg"):
+        if not _importable(module):
+            problems.append(f"Python module {module} is missing from {sys.prefix}: run `make setup`")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam(PG_OS_USER)
+        except KeyError:
+            problems.append(
+                f"running as root, but initdb/postgres refuse root and there is no {PG_OS_USER!r} user "
+                "(apt package postgresql-common creates it)"
+            )
+    return problems
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _traversal_problems(state_dir: Path) -> list[str]:
+    """As root, the postgres user must be able to walk down to its data dir, socket dir and log file."""
+    if os.geteuid() != 0:
+        return []  # postgres runs as ourselves
+    path = state_dir.resolve()
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+    pg_uid = pwd.getpwnam(PG_OS_USER).pw_uid
+    for folder in (existing, *existing.parents):
+        st = folder.stat()
+        if not st.st_mode & 0o001 and st.st_uid != pg_uid:
+            return [
+                f"the {PG_OS_USER} user cannot enter {folder} (mode {st.st_mode & 0o777:o}) to reach {path}"
+            ]
+    return []
+
+
+def _require_ready(state_dir: Path) -> None:
+    """Fail before starting anything, with the fix for what is actually wrong."""
+    problems = _install_problems()
+    if problems:
+        raise ServiceUnavailableError(SERVICE, "; ".join(problems), SETUP_FIX)
+    if os.geteuid() == 0 and state_dir.stat().st_uid == 0:
+        state_dir.chmod(state_dir.stat().st_mode | 0o011)  # our own dir: let postgres enter it
+    problems = _traversal_problems(state_dir)
+    if problems:
+        raise ServiceUnavailableError(
+            SERVICE,
+            problems[0],
+            "Allow others to enter that directory (chmod o+x) or use another --state-dir.",
+        )
+
+
+# ------------------------------------------------------------------ data
+
+
+def ensure_catalog(data_dir: Path, progress: Progress) -> Path:
+    """``data_dir/catalog.json``, generated by ``eopack-sample-data`` (eopack.sample_data) if missing."""
+    catalog = data_dir / "catalog.json"
+    if catalog.exists():
+        return catalog
+    progress(f"generating sample data into {data_dir} (eopack-sample-data)")
+    printed = sample_data.generate(data_dir)
+    if not catalog.exists():
+        raise ServiceUnavailableError(
+            SERVICE, f"eopack-sample-data printed {printed}, but {catalog} does not exist", "Pass --data DIR."
+        )
+    return catalog
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ServiceUnavailableError(
+            SERVICE, f"cannot read STAC file {path}: {exc}", "Fix or regenerate the data."
+        ) from exc
+    if not isinstance(value, dict):
+        raise ServiceUnavailableError(SERVICE, f"{path} is not a JSON object", "Fix or regenerate the data.")
+    return value
+
+
+def _linked(doc_path: Path, doc: dict[str, Any], rel: str) -> Iterator[Path]:
+    for link in doc.get("links", []):
+        href = link.get("href", "")
+        if link.get("rel") == rel and not urlparse(href).scheme:
+            yield (doc_path.parent / href).resolve()
+
+
+def _publish_href(href: str, base: Path, data_dir: Path, assets_url: str, owner: str) -> str:
+    """A local asset path → its URL on the asset server; remote URLs stay as they are."""
+    if urlparse(href).scheme not in ("", "file"):
+        return href
+    local = (base / urlparse(href).path).resolve()
+    try:
+        rel = local.relative_to(data_dir)
+    except ValueError:
+        raise ServiceUnavailableError(
+            SERVICE,
+            f"asset {href} of {owner} is outside the data dir {data_dir}",
+            "Keep assets inside the catalog folder.",
+        ) from None
+    return f"{assets_url}/{quote(rel.as_posix())}"
+
+
+def _published(doc: dict[str, Any], path: Path, data_dir: Path, assets_url: str) -> dict[str, Any]:
+    """A copy of a collection/item as pgstac should hold it: URLs for assets, no file-relative links."""
+    doc = json.loads(json.dumps(doc))
+    for asset in doc.get("assets", {}).values():
+        asset["href"] = _publish_href(
+            asset["href"], path.parent, data_dir, assets_url, doc.get("id", str(path))
+        )
+    doc["links"] = [
+        link
+        for link in doc.get("links", [])
+        if link.get("rel") not in STRUCTURAL_RELS and urlparse(link.get("href", "")).scheme
+    ]
+    return doc
+
+
+def read_catalog(catalog: Path, assets_url: str) -> CatalogContent:
+    """Collections and items under a static catalog, with asset hrefs pointing at ``assets_url``.
+
+    Follows ``child`` links (catalogs nest) and each collection's ``item`` links, as any STAC
+    static catalog is laid out, so the sample-data generator's exact folder names do not matter.
+    """
+    data_dir = catalog.parent.resolve()
+    collections: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
+    todo, seen = [catalog.resolve()], set()
+    while todo:
+        path = todo.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        doc = _read_json(path)
+        todo += list(_linked(path, doc, "child"))
+        if doc.get("type") != "Collection":
+            continue
+        collections.append(_published(doc, path, data_dir, assets_url))
+        for item_path in _linked(path, doc, "item"):
+            item = _published(_read_json(item_path), item_path, data_dir, assets_url)
+            item["collection"] = doc["id"]
+            items.append(item)
+    if not collections:
+        raise ServiceUnavailableError(
+            SERVICE, f"{catalog} links to no STAC Collection", "pgstac stores items per collection; add one."
+        )
+    return CatalogContent(collections, items)
+
+
+# ------------------------------------------------------------------ postgres
+
+
+def _postmaster_pid(layout: _Layout) -> int | None:
+    """The running postmaster of this state dir (its pid file can outlive a crash, so check the process)."""
+    pid = _proc.read_pid(layout.pgdata / "postmaster.pid")
+    return pid if _ours(pid, layout) else None
+
+
+def _ours(pid: int | None, layout: _Layout) -> bool:
+    """True when ``pid`` is alive and started from this state dir (pid files can be stale or reused)."""
+    info = _proc.proc_info(pid) if pid else None
+    return info is not None and _proc.mentions(info, layout.root)
+
+
+def _chown_to_pg(*paths: Path) -> None:
+    user = _pg_os_user()
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        for path in paths:
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _initdb(layout: _Layout, state: _State, bindir: Path) -> None:
+    """A fresh cluster whose superuser is ``stac``: trust on the private socket, scram on TCP."""
+    layout.pgdata.mkdir(mode=0o700)
+    pwfile = layout.pgsock / "initdb.pw"
+    pwfile.write_text(state.password + "\n")
+    pwfile.chmod(0o600)
+    _chown_to_pg(layout.pgdata, pwfile)
+    try:
+        cmd = [str(bindir / "initdb"), "-D", str(layout.pgdata), "-U", DB_USER, f"--pwfile={pwfile}"]
+        cmd += ["-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust", "--auth-host=scram-sha-256"]
+        _proc.run_checked(
+            _proc.as_user(cmd, _pg_os_user()),
+            service=SERVICE,
+            what="initdb",
+            log=layout.logs / "initdb.log",
+            fix=f"Delete {layout.pgdata} and retry, or use another --state-dir.",
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+
+
+def _start_postgres(layout: _Layout, state: _State, bindir: Path) -> int:
+    socket_path = layout.pgsock / f".s.PGSQL.{state.pg_port}"
+    if len(str(socket_path)) > 100:
+        raise ServiceUnavailableError(
+            SERVICE,
+            f"the socket path {socket_path} is too long for a unix socket",
+            "Use a shorter --state-dir.",
+        )
+    for folder in (layout.pgsock, layout.logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    log = layout.logs / "postgres.log"
+    log.touch()
+    _chown_to_pg(layout.pgsock, log)
+    if not (layout.pgdata / "PG_VERSION").exists():
+        _initdb(layout, state, bindir)
+    options = f"-c listen_addresses={_proc.LOOPBACK} -p {state.pg_port} -k {layout.pgsock}"
+    cmd = [
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(layout.pgdata),
+        "-l",
+        str(log),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        options,
+        "start",
+    ]
+    _proc.run_checked(
+        _proc.as_user(cmd, _pg_os_user()),
+        service=SERVICE,
+        what=f"postgres start (log: {log})",
+        log=layout.logs / "setup.log",
+        fix=f"See {log}.",
+        cwd=layout.root,
+    )
+    pid = _postmaster_pid(layout)
+    if pid is None:
+        raise ServiceUnavailableError(
+            SERVICE, f"postgres exited right after starting: {_proc.tail(log, 3)}", f"See {log}."
+        )
+    return pid
+
+
+def _stop_postgres(layout: _Layout) -> None:
+    """``pg_ctl stop -m fast`` (the clean way), then signals if pg_ctl could not do it."""
+    pid = _postmaster_pid(layout)
+    bindir = _pg_bindir()
+    if pid is None:
+        return
+    if bindir is not None:
+        cmd = [str(bindir / "pg_ctl"), "-D", str(layout.pgdata), "-m", "fast", "-w", "-t", "30", "stop"]
+        with contextlib.suppress(ServiceUnavailableError):  # fall through to signals
+            _proc.run_checked(
+                _proc.as_user(cmd, _pg_os_user()),
+                service=SERVICE,
+                what="pg_ctl stop",
+                log=layout.logs / "setup.log",
+                fix="",
+                cwd=layout.root,
+            )
+    _proc.stop_pid(pid, timeout=10, group=False, sig=signal.SIGINT)  # SIGINT = fast shutdown
+
+
+def _ensure_database(state: _State) -> None:
+    import psycopg
+
+    with psycopg.connect(state.dsn("postgres"), autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}" OWNER "{DB_USER}"')
+
+
+def _migrate_and_load(state: _State, content: CatalogContent, progress: Progress) -> bool:
+    """Install/upgrade pgstac, turn on numberMatched, and upsert the data when it changed; True if loaded."""
+    from pypgstac.db import PgstacDB
+    from pypgstac.load import Loader, Methods
+    from pypgstac.migrate import Migrate
+
+    with PgstacDB(dsn=state.dsn()) as db:
+        version = Migrate(db).run_migration()
+        conn = db.connect()
+        # pgstac counts matches (numberMatched, paging totals) only with its `context` setting on
+        conn.execute("UPDATE pgstac.pgstac_settings SET value = 'on' WHERE name = 'context'")
+        ids = [c["id"] for c in content.collections]
+        row = conn.execute("SELECT count(*) FROM pgstac.collections WHERE id = ANY(%s)", [ids]).fetchone()
+        if state.fingerprint == content.fingerprint and row is not None and row[0] == len(ids):
+            progress(f"pgstac {version}: data unchanged ({len(content.items)} items)")
+            return False
+        loader = Loader(db)
+        loader.load_collections(iter(content.collections), Methods.upsert)
+        loader.load_items(iter(content.items), Methods.upsert)
+        for cid in ids:  # items deleted from the data dir leave the API too
+            keep = [i["id"] for i in content.items if i["collection"] == cid]
+            conn.execute("DELETE FROM pgstac.items WHERE collection = %s AND NOT (id = ANY(%s))", [cid, keep])
+        progress(f"pgstac {version}: loaded {len(ids)} collection(s), {len(content.items)} items")
+    return True
+
+
+# ------------------------------------------------------------------ nginx
+
+
+def _nginx_conf(layout: _Layout, data_dir: Path, port: int) -> str:
+    """Self-contained config: includes nothing from /etc/nginx, writes nothing outside the state dir."""
+    tmp = layout.nginx / "tmp"
+    user = "user root root;  # we are root; workers need to read the data dir\n" if os.geteuid() == 0 else ""
+    temp_paths = "\n".join(
+        f"    {kind}_temp_path {tmp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    return f"""# generated by eopack stac up; edits are overwritten
+{user}worker_processes 1;
+daemon on;
+pid {layout.nginx_pid};
+error_log {layout.logs}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    types {{ image/tiff tif tiff; image/png png; image/jpeg jpg jpeg; application/json json; }}
+    default_type application/octet-stream;
+    access_log {layout.logs}/nginx-access.log;
+{temp_paths}
+    sendfile on;
+    server {{
+        listen {_proc.LOOPBACK}:{port};
+        root {data_dir};
+        add_header Access-Control-Allow-Origin *;
+        # static files answer Range requests with 206 out of the box
+        location / {{ autoindex on; }}
+    }}
+}}
+"""
+
+
+def _nginx_pid(layout: _Layout) -> int | None:
+    pid = _proc.read_pid(layout.nginx_pid)
+    return pid if _ours(pid, layout) else None
+
+
+def _start_nginx(layout: _Layout, data_dir: Path, port: int) -> int:
+    """Start nginx, or reload it when it runs with an older config (e.g. another data dir)."""
+    nginx = _nginx()
+    assert nginx is not None  # preflight
+    (layout.nginx / "tmp").mkdir(parents=True, exist_ok=True)
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    conf = _nginx_conf(layout, data_dir, port)
+    changed = not layout.nginx_conf.exists() or layout.nginx_conf.read_text() != conf
+    layout.nginx_conf.write_text(conf)
+    running = _nginx_pid(layout)
+    if running is not None:
+        if changed:
+            os.kill(running, signal.SIGHUP)
+        return running
+    cmd = [
+        str(nginx),
+        "-p",
+        str(layout.nginx),
+        "-e",
+        str(layout.logs / "nginx-error.log"),
+        "-c",
+        str(layout.nginx_conf),
+    ]
+    _proc.run_checked(
+        cmd,
+        service=SERVICE,
+        what="nginx",
+        log=layout.logs / "setup.log",
+        fix=f"See {layout.nginx_conf}.",
+        cwd=layout.root,
+    )
+    if not _proc.wait_until(lambda: _nginx_pid(layout) is not None, 5):
+        raise ServiceUnavailableError(
+            SERVICE, "nginx did not write its pid file", f"See {layout.logs / 'nginx-error.log'}."
+        )
+    pid = _nginx_pid(layout)
+    assert pid is not None
+    return pid
+
+
+# ------------------------------------------------------------------ uvicorn
+
+
+def _uvicorn_pid(layout: _Layout) -> int | None:
+    pid = _proc.read_pid(layout.uvicorn_pid)
+    return pid if _ours(pid, layout) else None
+
+
+def _start_api(layout: _Layout, state: _State) -> int:
+    """stac-fastapi-pgstac under uvicorn, configured only through the environment (no ./.env)."""
+    running = _uvicorn_pid(layout)
+    if running is not None:
+        return running
+    layout.api.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(
+        PGUSER=DB_USER,
+        PGPASSWORD=state.password,
+        PGHOST=_proc.LOOPBACK,
+        PGPORT=str(state.pg_port),
+        PGDATABASE=DB_NAME,
+        ENABLE_TRANSACTIONS_EXTENSIONS="true",
+    )
+    cmd = [sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:create_app", "--factory"]
+    cmd += ["--host", _proc.LOOPBACK, "--port", str(state.api_port)]
+    return _proc.spawn(
+        cmd, log=layout.logs / "uvicorn.log", cwd=layout.api, env=env, pid_file=layout.uvicorn_pid
+    )
+
+
+def _wait_for_api(layout: _Layout, api_url: str, collections: list[str], timeout: float = 90) -> None:
+    """Ready means the data is searchable, not just that the port is open."""
+    log = layout.logs / "uvicorn.log"
+    for cid in collections:
+        url = f"{api_url}/collections/{quote(cid)}"
+
+        def ready(url: str = url) -> bool:
+            if _uvicorn_pid(layout) is None:
+                raise ServiceUnavailableError(SERVICE, f"uvicorn exited:\n{_proc.tail(log)}", f"See {log}.")
+            return _proc.http_status(url) == 200
+
+        if not _proc.wait_until(ready, timeout, interval=0.2):
+            raise ServiceUnavailableError(
+                SERVICE, f"GET {url} did not answer 200 within {timeout:.0f} s", f"See {log}."
+            )
+
+
+# ------------------------------------------------------------------ up / down / status
+
+
+def _resolve_ports(layout: _Layout, state: _State, requested: dict[str, int | None]) -> None:
+    """Explicit ports win; a component already running elsewhere must be stopped first."""
+    running = {
+        "pg_port": _postmaster_pid(layout),
+        "api_port": _uvicorn_pid(layout),
+        "assets_port": _nginx_pid(layout),
+    }
+    for key, value in requested.items():
+        if value is None or value == getattr(state, key):
+            continue
+        if running[key] is not None:
+            raise ServiceUnavailableError(
+                SERVICE,
+                f"it already runs from {layout.root} with {key.replace('_', '-')} "
+                f"{getattr(state, key)}, not {value}",
+                f"Run `eopack stac down --state-dir {layout.root}` first.",
+            )
+        setattr(state, key, value)
+    options = {
+        "pg_port": ("PostgreSQL", "--pg-port"),
+        "api_port": ("STAC API", "--api-port"),
+        "assets_port": ("asset server", "--assets-port"),
+    }
+    for key, (name, option) in options.items():
+        if running[key] is None:
+            _proc.ensure_port_free(name, getattr(state, key), option)
+
+
+def up(
+    data_dir: Path | None = None,
+    state_dir: Path | None = None,
+    *,
+    pg_port: int | None = None,
+    api_port: int | None = None,
+    assets_port: int | None = None,
+    progress: Progress | None = None,
+) -> StacStack:
+    """Start (or reuse) the stack and load ``data_dir``'s catalog; idempotent.
+
+    ``data_dir`` defaults to <repo>/data/sample (generated when missing); changed data is re-loaded.
+    Ports left as None keep what this state dir used last time (defaults 5439/8089/8090). Whatever this
+    call started is stopped again if a later step fails, so a failed ``up`` leaves no half stack.
+    """
+    say = progress or (lambda _msg: None)
+    layout = _Layout((state_dir or default_state_dir()).resolve())
+    layout.root.mkdir(parents=True, exist_ok=True)
+    _require_ready(layout.root)
+    state = _State.load(layout.state_file) or _State()
+    _resolve_ports(layout, state, {"pg_port": pg_port, "api_port": api_port, "assets_port": assets_port})
+    data = (data_dir or default_data_dir()).resolve()
+    if data.is_file():
+        data = data.parent
+    content = read_catalog(ensure_catalog(data, say), f"http://{_proc.LOOPBACK}:{state.assets_port}")
+    state.data_dir = str(data)
+    state.save(layout.state_file)
+    bindir = _pg_bindir()
+    assert bindir is not None  # preflight
+    say(f"state and logs in {layout.root} (logs/)")
+    with ExitStack() as undo:
+        pids: dict[str, int] = {}
+        if (pid := _postmaster_pid(layout)) is None:
+            pid = _start_postgres(layout, state, bindir)
+            undo.callback(_stop_postgres, layout)
+            say(f"postgres started on {_proc.LOOPBACK}:{state.pg_port} (pid {pid})")
+        pids["postgres"] = pid
+        _ensure_database(state)
+        if (pid := _uvicorn_pid(layout)) is None:
+            pid = _start_api(layout, state)  # boots while the data loads
+            undo.callback(_proc.stop_pid, pid)
+            say(f"uvicorn started on {_proc.LOOPBACK}:{state.api_port} (pid {pid})")
+        pids["api"] = pid
+        nginx_was_up = _nginx_pid(layout) is not None
+        pids["assets"] = _start_nginx(layout, data, state.assets_port)
+        if not nginx_was_up:
+            undo.callback(_proc.stop_pid, pids["assets"])
+            say(f"nginx serving {data} on {_proc.LOOPBACK}:{state.assets_port} (pid {pids['assets']})")
+        _migrate_and_load(state, content, say)
+        state.fingerprint = content.fingerprint
+        state.save(layout.state_file)
+        api_url = f"http://{_proc.LOOPBACK}:{state.api_port}"
+        _wait_for_api(layout, api_url, [c["id"] for c in content.collections])
+        undo.pop_all()
+    return StacStack(
+        api_url=api_url,
+        assets_url=f"http://{_proc.LOOPBACK}:{state.assets_port}",
+        pids=pids,
+        state_dir=layout.root,
+        data_dir=data,
+        dsn=state.dsn().replace(quote(state.password), "***"),
+        collections=tuple(c["id"] for c in content.collections),
+    )
+
+
+LEFTOVER_NAMES = {"postgres", "postmaster", "nginx", "uvicorn"}
+
+
+def _leftovers(layout: _Layout) -> list[_proc.ProcInfo]:
+    """Processes of this stack still alive, by name, so a user's shell cd'ed into the dir is not one."""
+    return [
+        p
+        for p in _proc.processes_under(layout.root)
+        if p.name in LEFTOVER_NAMES or "stac_fastapi" in p.cmdline
+    ]
+
+
+def down(state_dir: Path | None = None, progress: Progress | None = None) -> StackStatus:
+    """Stop uvicorn, nginx and postgres of this state dir (idempotent) and prove nothing is left."""
+    say = progress or (lambda _msg: None)
+    layout = _Layout((state_dir or default_state_dir()).resolve())
+    if (pid := _uvicorn_pid(layout)) is not None:
+        _proc.stop_pid(pid)
+        say(f"uvicorn stopped (pid {pid})")
+    layout.uvicorn_pid.unlink(missing_ok=True)
+    if (pid := _nginx_pid(layout)) is not None:
+        _proc.stop_pid(pid, sig=signal.SIGTERM)
+        say(f"nginx stopped (pid {pid})")
+    if (pid := _postmaster_pid(layout)) is not None:
+        _stop_postgres(layout)
+        say(f"postgres stopped (pid {pid})")
+    left = _leftovers(layout) if layout.root.exists() else []
+    for proc in left:
+        _proc.stop_pid(proc.pid, timeout=2, group=False, sig=signal.SIGKILL)
+    still = _leftovers(layout) if left else []
+    if still:
+        names = ", ".join(f"{p.pid} {p.name}" for p in still)
+        raise ServiceUnavailableError(SERVICE, f"processes survived the stop: {names}", "Kill them by pid.")
+    return status(layout.root)
+
+
+def status(state_dir: Path | None = None) -> StackStatus:
+    """Each component up/down with its pid and URL, from the state dir alone (cheap: no HTTP)."""
+    layout = _Layout((state_dir or default_state_dir()).resolve())
+    state = _State.load(layout.state_file) or _State(password="")
+    pg, api, assets = _postmaster_pid(layout), _uvicorn_pid(layout), _nginx_pid(layout)
+    host = _proc.LOOPBACK
+    return StackStatus(
+        layout.root,
+        (
+            Component(
+                "postgres", pg is not None, pg, f"postgresql://{DB_USER}@{host}:{state.pg_port}/{DB_NAME}"
+            ),
+            Component(
+                "api",
+                api is not None and _proc.port_in_use(state.api_port),
+                api,
+                f"http://{host}:{state.api_port}",
+            ),
+            Component("assets", assets is not None, assets, f"http://{host}:{state.assets_port}"),
+        ),
+    )
+
+
+# ------------------------------------------------------------------ CLI (registered in eopack.cli)
+
+_state_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where data, pid files and logs live (default <repo>/runs/services/stac).",
+)
+
+
+@click.group("stac")
+def stac_cli() -> None:
+    """A local STAC API (pgstac + stac-fastapi) with an asset server, for the STAC-API input path."""
+
+
+@stac_cli.command("up")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    help="Static STAC catalog folder (default <repo>/data/sample, generated when missing).",
+)
+@_state_option
+@click.option("--pg-port", type=int, help=f"PostgreSQL port (default {DEFAULT_PG_PORT}).")
+@click.option("--api-port", type=int, help=f"STAC API port (default {DEFAULT_API_PORT}).")
+@click.option("--assets-port", type=int, help=f"Asset server port (default {DEFAULT_ASSETS_PORT}).")
+def up_cmd(
+    data_dir: Path | None,
+    state_dir: Path | None,
+    pg_port: int | None,
+    api_port: int | None,
+    assets_port: int | None,
+) -> None:
+    """Start the stack (or reuse it) and load the catalog; prints the API URL last."""
+    stack = up(
+        data_dir, state_dir, pg_port=pg_port, api_port=api_port, assets_port=assets_port, progress=notice
+    )
+    notice(f"assets on {stack.assets_url}; logs in {stack.state_dir / 'logs'}")
+    click.echo(stack.api_url)
+
+
+@stac_cli.command("down")
+@_state_option
+def down_cmd(state_dir: Path | None) -> None:
+    """Stop every process of the stack (the database stays on disk for the next `up`)."""
+    down(state_dir, progress=notice)
+    notice("STAC stack stopped")
+
+
+@stac_cli.command("status")
+@_state_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def status_cmd(state_dir: Path | None, as_json: bool) -> None:
+    """Show each component up/down with pid and URL; exit 3 unless all are up."""
+    report = status(state_dir)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for c in report.components:
+            colour = "green" if c.up else "red"
+            out.print(
+                f"{c.name:9} [{colour}]{'up' if c.up else 'down':5}[/] pid {c.pid or '-':<8} {c.url or ''}"
+            )
+        err.print(f"state dir: {report.state_dir}")
+    if not report.up:
+        sys.exit(3)

@@ -1,0 +1,46 @@
+"""Fixtures for the cross-package tests: the local STAC API stack (one per session)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eopack.services import _proc
+from eopack.services.stac import StacStack, down, preflight, up
+
+__all__ = ["stac_api", "stac_data"]
+
+
+@pytest.fixture(scope="session")
+def stac_data(sample_catalog: Path) -> Path:
+    """The catalog the stack serves: the generated sample data (see the root conftest)."""
+    return sample_catalog.parent
+
+
+@pytest.fixture(scope="session")
+def stac_api(stac_data: Path) -> Iterator[StacStack]:
+    """A real STAC API on free loopback ports, in a fresh state dir; torn down after the session.
+
+    The state dir is made under /tmp by hand (mode 755), not with tmp_path_factory: pytest's base
+    temp dir is mode 700 and the postgres user has to walk down to its data dir.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix="eopack-stac-"))
+    state_dir.chmod(0o755)
+    problems = preflight(state_dir)
+    if problems:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        pytest.skip(
+            f"STAC API stack cannot run here: {'; '.join(problems)} (`make setup` as root installs it)"
+        )
+    ports = sorted({_proc.free_port() for _ in range(6)})[:3]
+    try:
+        yield up(stac_data, state_dir, pg_port=ports[0], api_port=ports[1], assets_port=ports[2])
+    finally:
+        down(state_dir)
+        if not os.environ.get("EOPACK_KEEP_STAC_STATE"):
+            shutil.rmtree(state_dir, ignore_errors=True)

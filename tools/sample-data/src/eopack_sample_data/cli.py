@@ -1,0 +1,98 @@
+"""Command line of eopack-sample-data: make (or reuse) the sample catalog, print its path last."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .s2 import SampleDataInputError, generate
+
+__all__ = ["main"]
+
+_TOOL = "eopack-sample-data"
+EXIT_INPUT = 2
+EXIT_FAILURE = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are the same one line as every other input error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{_TOOL}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_INPUT)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog=_TOOL,
+        description=(
+            "Write a deterministic synthetic Sentinel-2 L2A time series (COGs + STAC catalog) and "
+            "print the path of its catalog.json. Reuses DIR if it already holds the same data."
+        ),
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("data/sample"), help="output folder (default: data/sample)"
+    )
+    parser.add_argument("--months", type=int, default=2, help="months of data, 3 dates each (default: 2)")
+    parser.add_argument("--tiles", type=int, default=2, help="overlapping tiles, west to east (default: 2)")
+    parser.add_argument(
+        "--tile-size", type=int, default=600, help="tile width and height in pixels (default: 600)"
+    )
+    parser.add_argument("--resolution", type=float, default=20.0, help="pixel size in metres (default: 20)")
+    parser.add_argument("--start", default="2024-06", help="first month, YYYY-MM (default: 2024-06)")
+    parser.add_argument("--force", action="store_true", help="regenerate even if DIR is up to date")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def _log_to_stderr(verbose: bool) -> None:
+    """Progress goes to stderr (stdout is for the catalog path), whoever configured logging before."""
+    logger = logging.getLogger("eopack_sample_data")
+    for handler in [h for h in logger.handlers if getattr(h, "_eopack_sample_data", False)]:
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{_TOOL}: %(message)s"))
+    handler._eopack_sample_data = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 with the catalog path on stdout, 2 for bad arguments, 1 for anything else."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as err:  # --help exits 0, usage errors 2 (already printed)
+        return err.code if isinstance(err.code, int) else EXIT_INPUT
+    _log_to_stderr(args.verbose)
+    try:
+        catalog = generate(
+            args.out,
+            months=args.months,
+            tiles=args.tiles,
+            tile_size=args.tile_size,
+            resolution=args.resolution,
+            start=args.start,
+            force=args.force,
+        )
+    except SampleDataInputError as err:
+        print(f"{_TOOL}: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print(f"{_TOOL}: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        print(f"{_TOOL}: error: unexpected {type(err).__name__}: {err}", file=sys.stderr)
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+        return EXIT_FAILURE
+    print(catalog)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
