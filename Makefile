@@ -34,6 +34,7 @@ lint: setup ## ruff, mypy and `eopack validate`
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) eopack validate
+	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 stac-up: setup ## Start the local STAC API (pgstac + stac-fastapi + asset server); prints its URL
 	$(RUN) eopack stac up
@@ -43,3 +44,28 @@ stac-down: setup ## Stop the local STAC API started by stac-up
 
 clean: ## Remove runs, caches and the environment
 	rm -rf runs .venv .cache .pytest_cache .mypy_cache .ruff_cache
+
+# ---- containers and releases (DESIGN.md §5; docs/adr/0003-container-builds.md)
+.PHONY: docker-up docker-down base-image images registry-up registry-down release
+REGISTRY ?= 127.0.0.1:5000
+
+docker-up: setup ## Start dockerd (as root) unless a Docker daemon already answers
+	$(RUN) python -m eopack.services.docker up
+
+docker-down: ## Stop the dockerd that eopack started (never someone else's)
+	$(RUN) python -m eopack.services.docker down
+
+base-image: docker-up ## Build debian:trixie-slim with debootstrap when it is missing
+	bash scripts/base-image.sh trixie
+
+images: base-image ## Build every package image eopack/<app>:<version> (APPS="a b" for some)
+	$(RUN) eopack images build $(APPS)
+
+registry-up: setup ## Start a local image registry on 127.0.0.1:5000 (state in runs/services/registry)
+	$(RUN) python -m eopack.services.registry up
+
+registry-down: ## Stop the local image registry
+	$(RUN) python -m eopack.services.registry down
+
+release: images ## Push to $(REGISTRY) and write dist/<app>.<version>.cwl pinned by digest (APPS=...)
+	$(RUN) eopack release --registry $(REGISTRY) $(APPS)

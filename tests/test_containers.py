@@ -16,8 +16,10 @@ runner then passes cwltool `--custom-net host`).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 APPS = [p.name for p in list_packages(ROOT)]
 TIMESTAMP_KEYS = {"created", "updated"}
+STAGED = re.compile(r"^/\S*?/stg[0-9a-f-]{36}/")
+SESSION_START = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
 RASTERS = {".tif", ".tiff", ".png", ".jpg", ".jpeg"}
 
 
@@ -270,11 +274,28 @@ def _cwltool(cwl: str, job: Path, outdir: Path, *extra: str) -> Path:
     return Path(value["path"])
 
 
+def _is_run_time(value: str) -> bool:
+    """An ISO timestamp of this test session (a processing time, e.g. convert-url's item datetime)."""
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return when.tzinfo is not None and SESSION_START <= when <= dt.datetime.now(dt.UTC) + dt.timedelta(
+        minutes=1
+    )
+
+
 def _normalise(value: Any) -> Any:
+    """STAC without timestamps: created/updated, and any value that is the time of this run."""
     if isinstance(value, dict):
         return {k: _normalise(v) for k, v in value.items() if k not in TIMESTAMP_KEYS}
     if isinstance(value, list):
         return [_normalise(v) for v in value]
+    if isinstance(value, str) and _is_run_time(value):
+        return "<run time>"
+    if isinstance(value, str):
+        # cwltool stages inputs at a fresh path per run (/tmp/x/stg<uuid>/ or /var/lib/cwl/stg<uuid>/).
+        return STAGED.sub("<staged>/", value)
     return value
 
 

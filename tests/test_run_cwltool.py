@@ -134,6 +134,6 @@ def test_unknown_runner_and_app_are_usage_errors() -> None:
 
 
 def test_list_shows_version_label_and_tested_runners() -> None:
-    proc = eopack("list")
+    proc = eopack("list", env={"COLUMNS": "200"})
     row = next(line for line in proc.stdout.splitlines() if "convert-url" in line)
     assert "1.0.0" in row and "Convert an image from a URL" in row and "cwltool" in row

@@ -18,6 +18,7 @@ from .runners import REGISTRY, RunOptions, get_runner
 from .runners.base import load_job
 from .sample_data import ensure_for_job
 from .sample_data import generate as generate_sample_data
+from .services.gateway import gateway_cli
 from .services.stac import stac_cli
 
 __all__ = ["main"]
@@ -134,6 +135,7 @@ def sample_data(out: Path | None, args: tuple[str, ...]) -> None:
 
 
 cli.add_command(stac_cli)
+cli.add_command(gateway_cli)
 cli.add_command(images_cli)
 cli.add_command(release_cmd)
 

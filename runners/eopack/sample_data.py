@@ -24,30 +24,44 @@ def default_dir() -> Path:
     return repo_root() / "data" / "sample"
 
 
+def eopf_dir() -> Path:
+    """Where ``--geozarr`` writes the EOPF-like Zarr product (the geozarr package's default job)."""
+    return repo_root() / "data" / "sample-eopf"
+
+
 def _command() -> list[str]:
     local = Path(sys.executable).parent / "eopack-sample-data"
     found = str(local) if local.exists() else shutil.which("eopack-sample-data")
     if not found:
-        raise ServiceUnavailableError("eopack-sample-data", "the generator is not installed",
-                                      "Run `make setup` (it installs the workspace tools).")
+        raise ServiceUnavailableError(
+            "eopack-sample-data",
+            "the generator is not installed",
+            "Run `make setup` (it installs the workspace tools).",
+        )
     return [found]
 
 
 def generate(out: Path | None = None, args: Sequence[str] = ()) -> Path:
     """Run the generator (fast when the data already exists); return the root catalog path."""
-    cmd = [*_command(), "--out", str(out or default_dir()), *args]
+    cmd = [*_command(), "--out", str(out or (eopf_dir() if "--geozarr" in args else default_dir())), *args]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
-        raise ServiceUnavailableError("eopack-sample-data", f"exited {proc.returncode}", "See the message above.")
+        raise ServiceUnavailableError(
+            "eopack-sample-data", f"exited {proc.returncode}", "See the message above."
+        )
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
 def ensure_for_job(job: Mapping[str, Any]) -> None:
-    """Generate the default sample catalog when a Directory input points at it and it is missing."""
+    """Generate the default sample catalog (or EOPF product) when a Directory input needs it and it is missing."""
     target = default_dir().resolve()
+    eopf = eopf_dir().resolve()
     for value in job.values():
         if isinstance(value, dict) and value.get("class") == "Directory":
             location = Path(str(value.get("location") or value.get("path", "")).removeprefix("file://"))
             if location.resolve() == target and not (target / "catalog.json").exists():
                 notice(f"generating the sample data into {target} (first use)")
                 generate(target)
+            elif location.resolve().parent == eopf and not location.exists():
+                notice(f"generating the sample EOPF product into {eopf} (first use)")
+                generate(eopf, ["--geozarr"])

@@ -23,8 +23,12 @@ SEED_AOI = "11.4,46.5,11.5,46.6"
 
 
 def _job(catalog: Path, **kw: object) -> NdviJob:
-    args: dict[str, object] = {"aoi": SEED_AOI, "start_date": "2024-06-01", "end_date": "2024-07-31",
-                               "input_catalog": catalog.parent}
+    args: dict[str, object] = {
+        "aoi": SEED_AOI,
+        "start_date": "2024-06-01",
+        "end_date": "2024-07-31",
+        "input_catalog": catalog.parent,
+    }
     args.update(kw)
     return NdviJob.from_args(**args)  # type: ignore[arg-type]
 
@@ -41,7 +45,9 @@ def _read(path: Path) -> tuple[np.ndarray, rasterio.Affine, tuple[float, float, 
         return src.read(1), src.transform, tuple(src.bounds)
 
 
-def _inside(bbox: tuple[float, float, float, float], transform: rasterio.Affine, shape: tuple[int, int]) -> np.ndarray:
+def _inside(
+    bbox: tuple[float, float, float, float], transform: rasterio.Affine, shape: tuple[int, int]
+) -> np.ndarray:
     """Mask of output pixels whose centre lies inside a UTM bbox."""
     rows, cols = np.indices(shape)
     xs, ys = rasterio.transform.xy(transform, rows, cols)
@@ -84,11 +90,13 @@ def test_low_cloud_cover_scene_does_not_leak_its_cloud(per_date: Path, sample_ca
 def test_nan_exactly_where_scl_says_no_clear_view(per_date: Path, sample_catalog: Path) -> None:
     """Every masked SCL pixel is NaN and every clear one is a number (tile 0 covers the AOI)."""
     for folder in sorted(p for p in per_date.iterdir() if p.is_dir()):
-        pixels, transform, bounds = _read(folder / "ndvi.tif")
+        pixels, _, bounds = _read(folder / "ndvi.tif")
         day = folder.name.removeprefix("ndvi-")
         scl_path = next(sample_catalog.parent.rglob(f"S2B_MSIL2A_{day}T*_T{TRUTH.tiles[0].name}/SCL.tif"))
         with rasterio.open(scl_path) as src:
-            scl = src.read(1, window=from_bounds(*bounds, transform=src.transform), boundless=True, fill_value=0)
+            scl = src.read(
+                1, window=from_bounds(*bounds, transform=src.transform), boundless=True, fill_value=0
+            )
         assert scl.shape == pixels.shape
         masked = np.isin(scl, DEFAULT_MASKED_CLASSES)
         assert masked.any() or day != f"{TRUTH.cloudy_field_date:%Y%m%d}"
@@ -104,7 +112,8 @@ def test_stac_and_quicklook(per_date: Path) -> None:
     band = item["assets"]["ndvi"]["raster:bands"][0]
     assert band["nodata"] == "nan" and band["data_type"] == "float32"
     assert -1 <= band["statistics"]["minimum"] <= band["statistics"]["maximum"] <= 1
-    assert any(link["rel"] == "derived_from" for link in item["links"])
+    assert item["properties"]["eopack:source_items"]  # staged inputs: ids, no temporary paths
+    assert not any(link["rel"] == "derived_from" for link in item["links"])
     folder = per_date / item["id"]
     with rasterio.open(folder / "ndvi.tif") as src:
         rows, cols = src.shape
@@ -132,26 +141,55 @@ def test_median_equals_nanmedian_of_the_dates(per_date: Path, sample_catalog: Pa
     [
         ({"aoi": "11.5,46.5,11.4,46.6"}, "west < east", ToolInputError),
         ({"aoi": "11.4,46.5"}, "bbox must be west,south,east,north", ToolInputError),
-        ({"start_date": "2024-07-31", "end_date": "2024-06-01"}, "end_date 2024-06-01 is before start_date", ToolInputError),
-        ({"collection": "landsat-c2-l2"}, "collection 'landsat-c2-l2' is not in the staged catalog", ToolInputError),
-        ({"start_date": "2020-01-01", "end_date": "2020-01-31"},
-         "no items found in the staged catalog .* for collection=sentinel-2-l2a, bbox=11.4,46.5,11.5,46.6, "
-         "datetime=2020-01-01/2020-01-31; widen the search", ToolInputError),
+        (
+            {"start_date": "2024-07-31", "end_date": "2024-06-01"},
+            "end_date 2024-06-01 is before start_date",
+            ToolInputError,
+        ),
+        (
+            {"collection": "landsat-c2-l2"},
+            "collection 'landsat-c2-l2' is not in the staged catalog",
+            ToolInputError,
+        ),
+        (
+            {"start_date": "2020-01-01", "end_date": "2020-01-31"},
+            "no items found in the staged catalog .* for collection=sentinel-2-l2a, bbox=11.4,46.5,11.5,46.6, "
+            "datetime=2020-01-01/2020-01-31; widen the search",
+            ToolInputError,
+        ),
         ({"aggregation": "mean"}, "aggregation must be one of none, median", ToolInputError),
-        ({"input_catalog": None, "stac_api": "http://127.0.0.1:1/stac"}, "cannot reach the STAC API at http://127.0.0.1:1/stac", ToolError),
+        (
+            {"input_catalog": None, "stac_api": "http://127.0.0.1:1/stac"},
+            "cannot reach the STAC API at http://127.0.0.1:1/stac",
+            ToolError,
+        ),
     ],
 )
-def test_bad_inputs_fail_with_one_clear_message(sample_catalog: Path, tmp_path: Path, kw: dict[str, object],
-                                                 message: str, error: type[Exception]) -> None:
+def test_bad_inputs_fail_with_one_clear_message(
+    sample_catalog: Path, tmp_path: Path, kw: dict[str, object], message: str, error: type[Exception]
+) -> None:
     with pytest.raises(error, match=message):
         run(_job(sample_catalog, **kw), tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_cli_exit_codes(sample_catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--input-catalog", str(sample_catalog.parent), "--aoi", SEED_AOI, "--start-date", "2024-06-10",
-                 "--end-date", "2024-06-01", "--outdir", str(tmp_path)])
+    code = main(
+        [
+            "--input-catalog",
+            str(sample_catalog.parent),
+            "--aoi",
+            SEED_AOI,
+            "--start-date",
+            "2024-06-10",
+            "--end-date",
+            "2024-06-01",
+            "--outdir",
+            str(tmp_path),
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "ndvi: error: end_date 2024-06-01 is before start_date 2024-06-10; swap them")
+        "ndvi: error: end_date 2024-06-01 is before start_date 2024-06-10; swap them"
+    )
     assert list(tmp_path.iterdir()) == []

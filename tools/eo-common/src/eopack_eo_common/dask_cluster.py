@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -32,10 +33,10 @@ from .errors import ToolError, ToolInputError
 __all__ = [
     "GatewaySpec",
     "dask_client",
-    "performance_report",
     "gateway_spec_from_env",
     "local_limits",
     "parse_memory",
+    "performance_report",
     "worker_count",
 ]
 
@@ -163,6 +164,21 @@ def _gateway(spec_url: str | None, env: Mapping[str, str]) -> Any:
     return Gateway(**kwargs)
 
 
+class _Sigterm:
+    """While a cluster is being created, SIGTERM is held back until its shutdown is registered.
+
+    Otherwise a SIGTERM landing inside ``gateway.new_cluster`` (the cluster exists on the gateway,
+    but we do not know its name yet) would leak it. A second SIGTERM is not held back.
+    """
+
+    holding = False
+    pending = False
+
+
+def _raise_sigterm(signum: int = signal.SIGTERM) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
     """Turn SIGTERM into SystemExit while a cluster is ours, so ``finally`` shuts it down."""
@@ -171,13 +187,54 @@ def _sigterm_raises() -> Iterator[None]:
         return
 
     def handler(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
+        if _Sigterm.holding and not _Sigterm.pending:
+            _Sigterm.pending = True
+            log.warning("Dask: SIGTERM received while the cluster starts; stopping once it can be shut down")
+            return
+        _raise_sigterm(signum)
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _sigterm_held() -> Iterator[None]:
+    """Hold SIGTERM back for the enclosed block; act on it right after (see ``_Sigterm``)."""
+    _Sigterm.holding, _Sigterm.pending = True, False
+    try:
+        yield
+    finally:
+        pending = _Sigterm.pending
+        _Sigterm.holding = _Sigterm.pending = False
+        if pending:
+            _raise_sigterm()
+
+
+def _wait_for_workers(client: Any, cluster_name: str, wanted: int, timeout: float) -> None:
+    """Block until the cluster has the workers the requirement asked for (or at least one).
+
+    The requirement promises a cluster size, and a graph submitted to a cluster without workers
+    would wait forever; so: all workers within ``timeout``, else go on with the ones that came
+    (warning), else fail.
+    """
+    wait = getattr(client, "wait_for_workers", None)
+    if wait is None:  # a stand-in client (unit tests)
+        return
+    started = time.perf_counter()
+    try:
+        wait(wanted, timeout=timeout)
+    except TimeoutError:
+        have = len(client.scheduler_info().get("workers", {}))
+        if have == 0:
+            raise ToolError(
+                f"no Dask worker joined gateway cluster {cluster_name} within {timeout:.0f} s; "
+                "see the gateway's cluster logs"
+            ) from None
+        log.warning("Dask: only %d of %d worker(s) joined within %.0f s; going on", have, wanted, timeout)
+    log.info("Dask: %d worker(s) ready after %.1f s", wanted, time.perf_counter() - started)
 
 
 def _create_gateway_cluster(gateway: Any, spec: GatewaySpec) -> Any:
@@ -226,6 +283,7 @@ def dask_client(
     url = env.get("DASK_GATEWAY_URL") or None
     name = env.get("DASK_CLUSTER") or None
     _quiet_distributed()
+    acquiring: tuple[str, int, float] | None = None
     # Everything opened is registered on the stack, so it is closed in reverse order on every exit.
     with ExitStack() as stack:
         if name:
@@ -240,17 +298,19 @@ def dask_client(
         elif url:
             spec = gateway_spec_from_env(env)
             stack.enter_context(_sigterm_raises())
-            try:
-                gateway = gateway_factory(url, env)
-                stack.callback(_close_gateway, gateway)
-                cluster = _create_gateway_cluster(gateway, spec)
-            except Exception as err:
-                raise ToolError(
-                    f"cannot create a Dask cluster on the gateway at {url}: {err}; "
-                    "check the URL and credentials (no local fallback when a gateway is requested)"
-                ) from err
-            stack.callback(cluster.shutdown)
-            stack.callback(log.info, "Dask: shutting down gateway cluster %s", cluster.name)
+            started = time.perf_counter()
+            with _sigterm_held():
+                try:
+                    gateway = gateway_factory(url, env)
+                    stack.callback(_close_gateway, gateway)
+                    cluster = _create_gateway_cluster(gateway, spec)
+                except Exception as err:
+                    raise ToolError(
+                        f"cannot create a Dask cluster on the gateway at {url}: {err}; "
+                        "check the URL and credentials (no local fallback when a gateway is requested)"
+                    ) from err
+                stack.callback(cluster.shutdown)
+                stack.callback(log.info, "Dask: shutting down gateway cluster %s", cluster.name)
             log.info(
                 "Dask: gateway cluster %s, scaling to %d worker(s) of %d core(s), %.1f GiB",
                 cluster.name,
@@ -260,6 +320,7 @@ def dask_client(
             )
             cluster.scale(spec.workers)
             client = cluster.get_client()
+            acquiring = (cluster.name, spec.workers, started)
         else:
             from distributed import Client, LocalCluster
 
@@ -278,6 +339,11 @@ def dask_client(
             log.info("Dask: local cluster, %d thread(s)", cores)
             client = Client(cluster)
         stack.callback(client.close)
+        if acquiring is not None:
+            cluster_name, workers, started = acquiring
+            timeout = float(env.get("DASK_GATEWAY_WORKER_TIMEOUT") or 120)
+            _wait_for_workers(client, cluster_name, workers, timeout)
+            log.info("Dask: cluster %s acquired in %.1f s", cluster_name, time.perf_counter() - started)
         yield client
 
 

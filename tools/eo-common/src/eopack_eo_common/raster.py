@@ -69,7 +69,7 @@ LEGEND_HEIGHT = 48
 # ColorBrewer RdYlGn (11 classes): red for bare/negative, green for dense vegetation.
 _RDYLGN = np.array(
     [[int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)] for h in
-     "a50026 d73027 f46d43 fdae61 fee08b ffffbf d9ef8b a6d96a 66bd63 1a9850 006837".split()]
+     ["a50026", "d73027", "f46d43", "fdae61", "fee08b", "ffffbf", "d9ef8b", "a6d96a", "66bd63", "1a9850", "006837"]]
 )  # fmt: skip
 
 

@@ -106,7 +106,9 @@ def load_reflectance(
     ids = [band_id(b) for b in bands]
     missing = sorted({b for b in [*ids, *(["SCL"] if with_scl else [])] for i in items if b not in i.assets})
     if missing:
-        raise ToolInputError(f"the items have no asset(s) {', '.join(missing)}; available: {', '.join(items[0].assets)}")
+        raise ToolInputError(
+            f"the items have no asset(s) {', '.join(missing)}; available: {', '.join(items[0].assets)}"
+        )
     wanted = [*ids, "SCL"] if with_scl else ids
     data = odc.stac.load(
         items,
@@ -127,5 +129,7 @@ def load_reflectance(
         layers.append(value.where(~bad))
     cube = xr.concat(layers, dim=xr.Variable("band", list(ids))).transpose("time", "band", "y", "x")
     scl = data["SCL"] if with_scl else None
-    log.info("cube %s over %d date(s), EPSG:%d at %g m", dict(cube.sizes), cube.sizes["time"], epsg, resolution)
+    log.info(
+        "cube %s over %d date(s), EPSG:%d at %g m", dict(cube.sizes), cube.sizes["time"], epsg, resolution
+    )
     return cube, scl

@@ -148,7 +148,9 @@ def _catalog_root(folder: Path) -> pystac.Catalog:
 
 def _from_catalog(folder: Path, search: Search) -> list[pystac.Item]:
     root = _catalog_root(folder)
-    collections = {c.id: c for c in ([root] if isinstance(root, pystac.Collection) else root.get_all_collections())}
+    collections = {
+        c.id: c for c in ([root] if isinstance(root, pystac.Collection) else root.get_all_collections())
+    }
     if search.collection not in collections:
         raise ToolInputError(
             f"collection {search.collection!r} is not in the staged catalog {folder}; "
@@ -157,7 +159,9 @@ def _from_catalog(folder: Path, search: Search) -> list[pystac.Item]:
     return [item for item in collections[search.collection].get_items(recursive=True) if search.matches(item)]
 
 
-def select_items(search: Search, stac_api: str | None = None, input_catalog: Path | None = None) -> list[pystac.Item]:
+def select_items(
+    search: Search, stac_api: str | None = None, input_catalog: Path | None = None
+) -> list[pystac.Item]:
     """The items matching ``search`` from exactly one source; an empty result is an input error."""
     if bool(stac_api) == bool(input_catalog):
         raise ToolInputError("give exactly one of stac_api (a URL) or input_catalog (a staged Directory)")

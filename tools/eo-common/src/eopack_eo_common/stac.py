@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pystac
+import pystac.layout
 from pystac.validation import validate_dict
 from pystac.validation.stac_validator import GetSchemaError, JsonSchemaSTACValidator
 
-__all__ = ["StacReport", "add_epsg_alias", "save_catalog", "validate_tree"]
+__all__ = ["StacReport", "add_epsg_alias", "flat_layout", "save_catalog", "validate_tree"]
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,23 @@ def add_epsg_alias(doc: dict[str, Any]) -> bool:
     return changed
 
 
-def save_catalog(catalog: pystac.Catalog, root: Path) -> Path:
+def flat_layout(root: Path) -> pystac.layout.CustomLayoutStrategy:
+    """The (single) child collection as ``<root>/collection.json`` and every item as ``<root>/<id>/<id>.json``.
+
+    pystac's default nests items under their collection's folder; tools whose contract fixes the
+    folder names (``monthly-mosaic-YYYY-MM/``) keep one folder per item at the root instead.
+    """
+    return pystac.layout.CustomLayoutStrategy(
+        collection_func=lambda col, parent_dir, is_root: str(root / "collection.json"),
+        item_func=lambda item, parent_dir: str(root / item.id / f"{item.id}.json"),
+    )
+
+
+def save_catalog(
+    catalog: pystac.Catalog, root: Path, strategy: pystac.layout.HrefLayoutStrategy | None = None
+) -> Path:
     """Save ``catalog`` self-contained under ``root`` with relative asset hrefs; return catalog.json."""
-    catalog.normalize_hrefs(str(root))
+    catalog.normalize_hrefs(str(root), strategy=strategy)
     catalog.make_all_asset_hrefs_relative()
     catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
     for item_file in root.rglob("*.json"):

@@ -15,7 +15,9 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ndvi", description="Cloud-masked Sentinel-2 L2A NDVI as COG + STAC.")
+    parser = argparse.ArgumentParser(
+        prog="ndvi", description="Cloud-masked Sentinel-2 L2A NDVI as COG + STAC."
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--stac-api", help="STAC API URL to search")
     source.add_argument("--input-catalog", type=Path, help="staged STAC catalog folder (catalog.json)")
@@ -38,10 +40,18 @@ def _body(argv: Sequence[str] | None) -> None:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
     job = NdviJob.from_args(
-        aoi=args.aoi, start_date=args.start_date, end_date=args.end_date, collection=args.collection,
-        max_cloud_cover=args.max_cloud_cover, aggregation=args.aggregation, resolution=args.resolution,
-        epsg=args.epsg, masked_classes=args.masked_classes, stac_api=args.stac_api,
-        input_catalog=args.input_catalog, dask_report=args.dask_report,
+        aoi=args.aoi,
+        start_date=args.start_date,
+        end_date=args.end_date,
+        collection=args.collection,
+        max_cloud_cover=args.max_cloud_cover,
+        aggregation=args.aggregation,
+        resolution=args.resolution,
+        epsg=args.epsg,
+        masked_classes=args.masked_classes,
+        stac_api=args.stac_api,
+        input_catalog=args.input_catalog,
+        dask_report=args.dask_report,
     )
     print(run(job, args.outdir))
 

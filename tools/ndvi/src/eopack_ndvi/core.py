@@ -51,23 +51,36 @@ class NdviJob:
     dask_report: bool = False
 
     @classmethod
-    def from_args(cls, *, aoi: str, start_date: str, end_date: str, collection: str = "sentinel-2-l2a",
-                  max_cloud_cover: float | None = None, aggregation: str = "none", resolution: float = 20.0,
-                  epsg: int | None = None, masked_classes: str | None = None, stac_api: str | None = None,
-                  input_catalog: Path | None = None, dask_report: bool = False) -> NdviJob:
+    def from_args(
+        cls,
+        *,
+        aoi: str,
+        start_date: str,
+        end_date: str,
+        collection: str = "sentinel-2-l2a",
+        max_cloud_cover: float | None = None,
+        aggregation: str = "none",
+        resolution: float = 20.0,
+        epsg: int | None = None,
+        masked_classes: str | None = None,
+        stac_api: str | None = None,
+        input_catalog: Path | None = None,
+        dask_report: bool = False,
+    ) -> NdviJob:
         if aggregation not in AGGREGATIONS:
             raise ToolInputError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
         if not resolution > 0:
             raise ToolInputError(f"resolution must be a positive number of metres; got {resolution!r}")
         if max_cloud_cover is not None and not 0 <= max_cloud_cover <= 100:
             raise ToolInputError(f"max_cloud_cover must be between 0 and 100; got {max_cloud_cover!r}")
-        classes = DEFAULT_MASKED_CLASSES
+        classes: tuple[int, ...] = DEFAULT_MASKED_CLASSES
         if masked_classes:
             try:
                 classes = tuple(int(c) for c in masked_classes.replace(" ", ",").split(",") if c)
             except ValueError:
-                raise ToolInputError(f"masked_classes must be SCL class numbers like 0,1,3,8,9,10; "
-                                     f"got {masked_classes!r}") from None
+                raise ToolInputError(
+                    f"masked_classes must be SCL class numbers like 0,1,3,8,9,10; got {masked_classes!r}"
+                ) from None
         start, end = parse_date_range(start_date, end_date)
         search = Search(collection, parse_bbox(aoi), start, end, max_cloud_cover)
         return cls(search, aggregation, resolution, epsg, classes, stac_api, input_catalog, dask_report)
@@ -96,15 +109,25 @@ def _layers(result: xr.DataArray, job: NdviJob) -> list[tuple[str, dict[str, Any
     return layers
 
 
-def _item(name: str, props: dict[str, Any], pixels: np.ndarray, folder: Path, transform: Any, epsg: int,
-          job: NdviJob, sources: list[pystac.Item]) -> pystac.Item:
+def _item(
+    name: str,
+    props: dict[str, Any],
+    pixels: np.ndarray,
+    folder: Path,
+    transform: Any,
+    epsg: int,
+    job: NdviJob,
+    sources: list[pystac.Item],
+) -> pystac.Item:
     rows, cols = pixels.shape
     cog = write_cog(folder / "ndvi.tif", pixels, transform, f"EPSG:{epsg}", descriptions=["ndvi"])
     size = quicklook(folder / "quicklook.png", pixels, label="NDVI", vmin=-0.2, vmax=1.0)
     bounds = (transform.c, transform.f + transform.e * rows, transform.c + transform.a * cols, transform.f)
     west, south, east, north = transform_bounds(f"EPSG:{epsg}", "EPSG:4326", *bounds, densify_pts=21)
-    geometry = {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north],
-                                                     [west, south]]]}
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+    }
     properties: dict[str, Any] = {
         "processing:software": {"eopack-ndvi": VERSION},
         "eopack:aggregation": job.aggregation,
@@ -123,13 +146,22 @@ def _item(name: str, props: dict[str, Any], pixels: np.ndarray, folder: Path, tr
     asset.extra_fields["raster:bands"] = [
         {"nodata": "nan", "data_type": "float32", "spatial_resolution": job.resolution, "statistics": stats}
     ]
-    item.add_asset("quicklook", pystac.Asset(str(folder / "quicklook.png"), title=f"NDVI quicklook ({size[0]}x{size[1]})",
-                                             media_type=pystac.MediaType.PNG, roles=["overview", "visual"]))
+    item.add_asset(
+        "quicklook",
+        pystac.Asset(
+            str(folder / "quicklook.png"),
+            title=f"NDVI quicklook ({size[0]}x{size[1]})",
+            media_type=pystac.MediaType.PNG,
+            roles=["overview", "visual"],
+        ),
+    )
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.code, proj.shape, proj.transform = f"EPSG:{epsg}", [rows, cols], list(transform)[:6]
+    item.properties["eopack:source_items"] = [source.id for source in sources]
     for source in sources:
         href = source.get_self_href()
-        if href:
+        # Only lasting addresses: a staged input's path is a runner's temporary copy.
+        if href and href.startswith(("http://", "https://")):
             item.add_link(pystac.Link("derived_from", href, media_type=pystac.MediaType.GEOJSON))
     if stats["valid_percent"] == 0:
         log.warning("%s has no clear pixel (everything masked by the SCL)", name)
@@ -153,8 +185,11 @@ def run(job: NdviJob, outdir: Path) -> Path:
         for name, props, pixels in _layers(result, job):
             folder = stage / name
             folder.mkdir()
-            used = items if job.aggregation == "median" else [
-                i for i in items if i.datetime and f"ndvi-{i.datetime:%Y%m%d}" == name]
+            used = (
+                items
+                if job.aggregation == "median"
+                else [i for i in items if i.datetime and f"ndvi-{i.datetime:%Y%m%d}" == name]
+            )
             catalog.add_item(_item(name, props, pixels, folder, transform, epsg, job, used))
             log.info("wrote %s", name)
         save_catalog(catalog, stage)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .eopf import EopfInputError
 from .s2 import SampleDataInputError, generate
 
 __all__ = ["main"]
@@ -34,7 +35,10 @@ def _parser() -> _Parser:
         ),
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("data/sample"), help="output folder (default: data/sample)"
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: data/sample, or data/sample-eopf with --geozarr)",
     )
     parser.add_argument("--months", type=int, default=2, help="months of data, 3 dates each (default: 2)")
     parser.add_argument("--tiles", type=int, default=2, help="overlapping tiles, west to east (default: 2)")
@@ -44,6 +48,16 @@ def _parser() -> _Parser:
     parser.add_argument("--resolution", type=float, default=20.0, help="pixel size in metres (default: 20)")
     parser.add_argument("--start", default="2024-06", help="first month, YYYY-MM (default: 2024-06)")
     parser.add_argument("--force", action="store_true", help="regenerate even if DIR is up to date")
+    eopf = parser.add_argument_group("EOPF-like Zarr product (for the geozarr package)")
+    eopf.add_argument(
+        "--geozarr",
+        action="store_true",
+        help="write the synthetic EOPF Zarr product instead, and print the store path",
+    )
+    eopf.add_argument("--size", type=int, default=512, help="r10m width and height in pixels (default: 512)")
+    eopf.add_argument("--zarr-format", type=int, choices=(2, 3), default=3, help="Zarr format (default: 3)")
+    eopf.add_argument("--name", default="sample-eopf", help="store name without .zarr (default: sample-eopf)")
+    eopf.add_argument("--no-crs", action="store_true", help="omit every CRS attribute (for failure tests)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -69,8 +83,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return err.code if isinstance(err.code, int) else EXIT_INPUT
     _log_to_stderr(args.verbose)
     try:
+        if args.geozarr:
+            from .eopf import generate as generate_eopf
+
+            store = generate_eopf(
+                args.out or Path("data/sample-eopf"),
+                name=args.name,
+                size=args.size,
+                zarr_format=args.zarr_format,
+                crs=not args.no_crs,
+                force=args.force,
+            )
+            print(store)
+            return 0
         catalog = generate(
-            args.out,
+            args.out or Path("data/sample"),
             months=args.months,
             tiles=args.tiles,
             tile_size=args.tile_size,
@@ -78,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             start=args.start,
             force=args.force,
         )
-    except SampleDataInputError as err:
+    except (SampleDataInputError, EopfInputError) as err:
         print(f"{_TOOL}: error: {err}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:

@@ -1,4 +1,4 @@
-"""The ndvi package reads the same pixels from the real STAC API as from the staged catalog."""
+"""Packages read the same pixels from the real STAC API as from the staged catalog."""
 
 from __future__ import annotations
 
@@ -27,12 +27,18 @@ def _layers(folder: Path) -> dict[str, np.ndarray]:
 
 
 def _job(**source: object) -> NdviJob:
-    return NdviJob.from_args(aoi="11.4,46.5,11.5,46.6", start_date="2024-06-01", end_date="2024-07-31",
-                             max_cloud_cover=50, **source)  # type: ignore[arg-type]
+    return NdviJob.from_args(
+        aoi="11.4,46.5,11.5,46.6",
+        start_date="2024-06-01",
+        end_date="2024-07-31",
+        max_cloud_cover=50,
+        **source,
+    )  # type: ignore[arg-type]
 
 
-def test_api_and_staged_catalog_give_identical_rasters(stac_api: StacStack, sample_catalog: Path,
-                                                       tmp_path: Path) -> None:
+def test_api_and_staged_catalog_give_identical_rasters(
+    stac_api: StacStack, sample_catalog: Path, tmp_path: Path
+) -> None:
     run(_job(stac_api=stac_api.api_url), tmp_path / "api")
     run(_job(input_catalog=sample_catalog.parent), tmp_path / "staged")
     api, staged = _layers(tmp_path / "api"), _layers(tmp_path / "staged")
@@ -44,16 +50,29 @@ def test_api_and_staged_catalog_give_identical_rasters(stac_api: StacStack, samp
 def test_unknown_collection_on_the_api_lists_the_available_ones(stac_api: StacStack, tmp_path: Path) -> None:
     from eopack_eo_common.errors import ToolInputError
 
-    job = NdviJob.from_args(aoi="11.4,46.5,11.5,46.6", start_date="2024-06-01", end_date="2024-06-30",
-                            collection="nope", stac_api=stac_api.api_url)
-    with pytest.raises(ToolInputError, match=r"collection 'nope' is not in the STAC API .*; available: sentinel-2-l2a"):
+    job = NdviJob.from_args(
+        aoi="11.4,46.5,11.5,46.6",
+        start_date="2024-06-01",
+        end_date="2024-06-30",
+        collection="nope",
+        stac_api=stac_api.api_url,
+    )
+    with pytest.raises(
+        ToolInputError, match=r"collection 'nope' is not in the STAC API .*; available: sentinel-2-l2a"
+    ):
         run(job, tmp_path)
 
 
 def _eopack_run(job: Path, outdir: Path) -> Path:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run([sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--outdir", str(outdir), "-q"],
-                          cwd=ROOT, capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--outdir", str(outdir), "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return Path(proc.stdout.strip().splitlines()[-1])
 
@@ -70,3 +89,23 @@ def test_eopack_run_stac_api_example_matches_the_default_job(stac_api: StacStack
     assert list(a) == list(b) and a
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_mosaic_api_and_staged_catalog_give_identical_rasters(
+    stac_api: StacStack, sample_catalog: Path, tmp_path: Path
+) -> None:
+    from eopack_cloudless_mosaic.core import MosaicJob
+    from eopack_cloudless_mosaic.core import run as mosaic
+
+    def job(**source: object) -> MosaicJob:
+        return MosaicJob.from_args(
+            aoi="11.4,46.5,11.65,46.6", start_date="2024-06-01", end_date="2024-07-31", **source
+        )  # type: ignore[arg-type]
+
+    mosaic(job(stac_api=stac_api.api_url), tmp_path / "api")
+    mosaic(job(input_catalog=sample_catalog.parent), tmp_path / "staged")
+    tifs = sorted(p.relative_to(tmp_path / "api") for p in (tmp_path / "api").rglob("*.tif"))
+    assert len(tifs) == 10
+    for tif in tifs:
+        with rasterio.open(tmp_path / "api" / tif) as a, rasterio.open(tmp_path / "staged" / tif) as b:
+            np.testing.assert_array_equal(a.read(), b.read(), err_msg=str(tif))

@@ -1,0 +1,330 @@
+"""Monthly cloud-free median mosaics (the eoap cloudless-mosaic interface, done right).
+
+Differences from the reference (eoap/dask-app-package): clouds are masked per pixel from the SCL,
+not only by filtering whole scenes on ``eo:cloud_cover``; months are calendar months of one year
+(the reference's ``groupby("time.month")`` merges January 2020 with January 2021); any STAC API or a
+staged catalog can be the source; errors exit non-zero; memory is bounded by the block size because
+each month is computed block by block and written before the next one starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import RasterExtension
+from rasterio.warp import transform_bounds
+
+from eopack_eo_common.dask_cluster import dask_client, performance_report
+from eopack_eo_common.errors import ToolInputError
+from eopack_eo_common.output import staged_output
+from eopack_eo_common.raster import band_statistics, quicklook, write_cog
+from eopack_eo_common.s2 import BANDS, DEFAULT_MASKED_CLASSES, band_id, dominant_epsg
+from eopack_eo_common.search import Search, parse_bbox, parse_date_range, select_items
+from eopack_eo_common.stac import flat_layout, save_catalog
+
+from .blocks import Grid, ItemAssets, mosaic_block
+
+__all__ = ["DEFAULT_BANDS", "MosaicJob", "group_by_month", "run"]
+
+log = logging.getLogger(__name__)
+
+VERSION = "1.0.0"
+DEFAULT_BANDS = ("red", "green", "blue", "nir")
+COMMON = {v: k for k, v in BANDS.items()}  # B04 -> red
+
+
+@dataclass(frozen=True)
+class MosaicJob:
+    """The tool's inputs, validated."""
+
+    search: Search
+    bands: tuple[str, ...] = tuple(band_id(b) for b in DEFAULT_BANDS)
+    resolution: float = 20.0
+    epsg: int | None = None
+    masked_classes: tuple[int, ...] = DEFAULT_MASKED_CLASSES
+    stac_api: str | None = None
+    input_catalog: Path | None = None
+    block_size: int = 1024
+    dask_report: bool = False
+
+    @classmethod
+    def from_args(
+        cls,
+        *,
+        aoi: str,
+        start_date: str,
+        end_date: str,
+        bands: Sequence[str] = DEFAULT_BANDS,
+        collection: str = "sentinel-2-l2a",
+        max_cloud_cover: float | None = None,
+        max_items: int | None = None,
+        resolution: float = 20.0,
+        epsg: int | None = None,
+        masked_classes: str | None = None,
+        stac_api: str | None = None,
+        input_catalog: Path | None = None,
+        block_size: int = 1024,
+        dask_report: bool = False,
+    ) -> MosaicJob:
+        names = [b for part in bands for b in str(part).split(",") if b.strip()]
+        if not names:
+            raise ToolInputError("bands must name at least one band, e.g. red,green,blue,nir")
+        ids = tuple(dict.fromkeys(band_id(b) for b in names))
+        if not resolution > 0:
+            raise ToolInputError(f"resolution must be a positive number of metres; got {resolution!r}")
+        if max_cloud_cover is not None and not 0 <= max_cloud_cover <= 100:
+            raise ToolInputError(f"max_cloud_cover must be between 0 and 100; got {max_cloud_cover!r}")
+        if max_items is not None and max_items < 1:
+            raise ToolInputError(f"max_items must be at least 1; got {max_items!r}")
+        if not 64 <= block_size <= 8192:
+            raise ToolInputError(f"block_size must be between 64 and 8192 pixels; got {block_size!r}")
+        classes: tuple[int, ...] = DEFAULT_MASKED_CLASSES
+        if masked_classes:
+            try:
+                classes = tuple(int(c) for c in masked_classes.replace(" ", ",").split(",") if c)
+            except ValueError:
+                raise ToolInputError(
+                    f"masked_classes must be SCL class numbers like 0,1,3,8,9,10; got {masked_classes!r}"
+                ) from None
+        start, end = parse_date_range(start_date, end_date)
+        search = Search(collection, parse_bbox(aoi), start, end, max_cloud_cover, max_items)
+        return cls(search, ids, resolution, epsg, classes, stac_api, input_catalog, block_size, dask_report)
+
+
+@dataclass
+class Month:
+    """The items of one calendar month, grouped by acquisition day (tiles of a day are fused)."""
+
+    key: str  # YYYY-MM
+    days: dict[dt.date, list[pystac.Item]] = field(default_factory=dict)
+
+    @property
+    def start(self) -> dt.datetime:
+        year, month = map(int, self.key.split("-"))
+        return dt.datetime(year, month, 1, tzinfo=dt.UTC)
+
+    @property
+    def end(self) -> dt.datetime:
+        nxt = (self.start + dt.timedelta(days=32)).replace(day=1)
+        return nxt - dt.timedelta(microseconds=1)
+
+
+def group_by_month(items: Sequence[pystac.Item]) -> list[Month]:
+    """Calendar months (UTC) in order; within a month, one entry per acquisition day."""
+    months: dict[str, Month] = {}
+    for item in items:
+        when = item.datetime
+        assert when is not None
+        when = when.astimezone(dt.UTC) if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        month = months.setdefault(f"{when:%Y-%m}", Month(f"{when:%Y-%m}"))
+        month.days.setdefault(when.date(), []).append(item)
+    return [months[k] for k in sorted(months)]
+
+
+def _assets(item: pystac.Item, bands: Sequence[str]) -> ItemAssets:
+    missing = [b for b in (*bands, "SCL") if b not in item.assets]
+    if missing:
+        raise ToolInputError(
+            f"item {item.id} has no asset(s) {', '.join(missing)}; available: {', '.join(item.assets)}"
+        )
+    proj = ProjectionExtension.ext(item)
+    epsg = dominant_epsg([item])
+    transform, shape = proj.transform, proj.shape
+    if transform and shape:
+        a, _, c, _, e, f = transform[:6]
+        bounds = (c, f + e * shape[0], c + a * shape[1], f)
+    else:
+        assert item.bbox is not None
+        bounds = tuple(transform_bounds("EPSG:4326", f"EPSG:{epsg}", *item.bbox))  # type: ignore[assignment]
+    return ItemAssets(
+        {b: item.assets[b].get_absolute_href() or "" for b in bands},
+        item.assets["SCL"].get_absolute_href() or "",
+        epsg,
+        bounds,
+    )
+
+
+def _scale_offset(item: pystac.Item, band: str) -> tuple[float, float]:
+    raster = (item.assets[band].extra_fields.get("raster:bands") or [{}])[0]
+    return float(raster.get("scale", 1.0)), float(raster.get("offset", 0.0))
+
+
+def _month_results(
+    client: Any, months: list[Month], job: MosaicJob, grid: Grid
+) -> Iterator[tuple[Month, np.ndarray, np.ndarray]]:
+    """Yield (month, median, count) in order; the next month's blocks run while one is written."""
+    first_item = months[0].days[next(iter(months[0].days))][0]
+    scale, offset = zip(*(_scale_offset(first_item, b) for b in job.bands), strict=True)
+    blocks = grid.blocks(job.block_size)
+
+    def submit(month: Month) -> list[Any]:
+        dates = [[_assets(i, job.bands) for i in day] for _, day in sorted(month.days.items())]
+        return [
+            client.submit(
+                mosaic_block, dates, job.bands, grid, block, job.masked_classes, scale, offset, pure=False
+            )
+            for block in blocks
+        ]
+
+    pending = submit(months[0])
+    for index, month in enumerate(months):
+        futures = pending
+        pending = submit(months[index + 1]) if index + 1 < len(months) else []
+        median = np.full((len(job.bands), grid.height, grid.width), np.nan, dtype="float32")
+        count = np.zeros((grid.height, grid.width), dtype="uint8")
+        for block, future in zip(blocks, futures, strict=True):
+            part, n = future.result()
+            r, c, h, w = block
+            median[:, r : r + h, c : c + w] = part
+            count[r : r + h, c : c + w] = n
+            future.release()
+        yield month, median, count
+
+
+def _month_item(
+    month: Month, median: np.ndarray, count: np.ndarray, folder: Path, grid: Grid, job: MosaicJob
+) -> pystac.Item:
+    west, south, east, north = transform_bounds(
+        f"EPSG:{grid.epsg}", "EPSG:4326", *grid.block_bounds((0, 0, grid.height, grid.width)), densify_pts=21
+    )
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+    }
+    days = sorted(month.days)
+    item = pystac.Item(
+        f"monthly-mosaic-{month.key}",
+        geometry,
+        [west, south, east, north],
+        None,
+        {
+            "start_datetime": month.start.isoformat().replace("+00:00", "Z"),
+            "end_datetime": month.end.isoformat().replace("+00:00", "Z"),
+            "processing:software": {"eopack-cloudless-mosaic": VERSION},
+            "eopack:acquisition_dates": [d.isoformat() for d in days],
+            "eopack:masked_scl_classes": list(job.masked_classes),
+            "eopack:clear_observations": {
+                "minimum": int(count.min()),
+                "maximum": int(count.max()),
+                "mean": round(float(count.mean()), 3),
+            },
+        },
+    )
+    crs = f"EPSG:{grid.epsg}"
+    for b, band in enumerate(job.bands):
+        name = COMMON.get(band, band.lower())
+        path = write_cog(folder / f"{name}.tif", median[b], grid.transform, crs, descriptions=[name])
+        asset = pystac.Asset(
+            str(path),
+            title=f"median {name} reflectance ({band})",
+            media_type=pystac.MediaType.COG,
+            roles=["data", "reflectance"],
+        )
+        asset.extra_fields["eo:bands"] = [{"name": band, "common_name": name}]
+        item.add_asset(name, asset)
+        RasterExtension.ext(asset, add_if_missing=True)
+        # Reflectance already has scale/offset applied; NaN marks pixels with no clear observation.
+        asset.extra_fields["raster:bands"] = [
+            {
+                "nodata": "nan",
+                "data_type": "float32",
+                "spatial_resolution": job.resolution,
+                "statistics": band_statistics(median[b]),
+            }
+        ]
+    path = write_cog(
+        folder / "clear-count.tif", count, grid.transform, crs, nodata=None, descriptions=["clear"]
+    )
+    item.add_asset(
+        "clear_count",
+        pystac.Asset(
+            str(path),
+            title="clear observations per pixel",
+            media_type=pystac.MediaType.COG,
+            roles=["metadata"],
+        ),
+    )
+    rgb = [job.bands.index(b) for b in ("B04", "B03", "B02") if b in job.bands]
+    if len(rgb) == 3:
+        # True colour: reflectance 0..0.3 stretched to 0..1, as most S2 viewers do.
+        quicklook(folder / "quicklook.png", np.clip(median[rgb] / 0.3, 0, 1), label="true colour")
+    else:
+        quicklook(folder / "quicklook.png", median[0], label=COMMON.get(job.bands[0], job.bands[0]), vmax=0.5)
+    item.add_asset(
+        "quicklook",
+        pystac.Asset(
+            str(folder / "quicklook.png"),
+            title="quicklook",
+            media_type=pystac.MediaType.PNG,
+            roles=["overview", "visual"],
+        ),
+    )
+    proj = ProjectionExtension.ext(item, add_if_missing=True)
+    proj.code, proj.shape, proj.transform = crs, [grid.height, grid.width], list(grid.transform)[:6]
+    return item
+
+
+def run(job: MosaicJob, outdir: Path) -> Path:
+    """Compute the monthly mosaics for ``job`` into ``outdir``; return the path of catalog.json."""
+    items = select_items(job.search, job.stac_api, job.input_catalog)
+    epsg = job.epsg or dominant_epsg(items)
+    bounds = transform_bounds("EPSG:4326", f"EPSG:{epsg}", *job.search.bbox, densify_pts=21)
+    grid = Grid.from_bounds(epsg, bounds, job.resolution)
+    months = group_by_month(items)
+    log.info(
+        "%d item(s) in %d month(s); grid EPSG:%d %dx%d at %g m",
+        len(items),
+        len(months),
+        epsg,
+        grid.width,
+        grid.height,
+        job.resolution,
+    )
+    collection = pystac.Collection(
+        "cloudless-mosaic",
+        f"Monthly cloud-free median mosaics for {job.search.describe()}",
+        pystac.Extent(
+            pystac.SpatialExtent([list(job.search.bbox)]),
+            pystac.TemporalExtent([[months[0].start, months[-1].end]]),
+        ),
+        title="Cloudless monthly mosaics",
+        license="other",
+    )
+    empty: list[str] = []
+    with staged_output(outdir) as stage:
+        report = stage / "dask-report.html" if job.dask_report else None
+        with dask_client() as client, performance_report(report):
+            for month, median, count in _month_results(client, months, job, grid):
+                if not count.any():
+                    log.warning(
+                        "%s: no clear pixel in the area (every observation masked by the SCL)", month.key
+                    )
+                    empty.append(month.key)
+                    continue
+                folder = stage / f"monthly-mosaic-{month.key}"
+                folder.mkdir()
+                collection.add_item(_month_item(month, median, count, folder, grid, job))
+                log.info(
+                    "wrote %s (%d date(s), clear observations per pixel %d..%d)",
+                    month.key,
+                    len(month.days),
+                    count.min(),
+                    count.max(),
+                )
+        collection.summaries.add("eopack:months", [m.key for m in months])
+        if empty:  # summaries may not hold empty lists
+            collection.summaries.add("eopack:months_without_clear_pixel", empty)
+        catalog = pystac.Catalog(
+            "cloudless-mosaic-results", "Cloudless monthly mosaics", title="cloudless-mosaic"
+        )
+        catalog.add_child(collection)
+        save_catalog(catalog, stage, flat_layout(stage))
+    return outdir / "catalog.json"
