@@ -10,7 +10,7 @@ export UV_NATIVE_TLS ?= 1
 UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.cache/uv/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup demo test lint clean stac-up stac-down
+.PHONY: help setup demo test lint clean stac-up stac-down gateway-up gateway-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -41,6 +41,12 @@ stac-up: setup ## Start the local STAC API (pgstac + stac-fastapi + asset server
 
 stac-down: setup ## Stop the local STAC API started by stac-up
 	$(RUN) eopack stac down
+
+gateway-up: setup ## Start a local Dask Gateway (state in runs/services/gateway); prints its URL
+	$(RUN) eopack gateway up
+
+gateway-down: ## Stop the local Dask Gateway and every cluster it runs
+	$(RUN) eopack gateway down
 
 clean: ## Remove runs, caches and the environment
 	rm -rf runs .venv .cache .pytest_cache .mypy_cache .ruff_cache

@@ -44,3 +44,32 @@ def stac_api(stac_data: Path) -> Iterator[StacStack]:
         down(state_dir)
         if not os.environ.get("EOPACK_KEEP_STAC_STATE"):
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ Dask Gateway (issue 9)
+
+from eopack.services import gateway  # noqa: E402  (appended section)
+from eopack.services.gateway import Gateway  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def dask_gateway() -> Iterator[Gateway]:
+    """A real dask-gateway-server on free loopback ports, in a fresh state dir (one per session).
+
+    Teardown is also the session-end leak check: no test may leave a cluster behind, so it asserts
+    that the gateway lists 0 clusters before stopping it. Set EOPACK_KEEP_GATEWAY_STATE=1 to keep
+    the state dir (cluster logs and records) for a post-mortem.
+    """
+    if gateway.server_command() is None:
+        pytest.skip(f"dask-gateway-server is not installed: {gateway.SERVER_FIX}")
+    state_dir = Path(tempfile.mkdtemp(prefix="eopack-gateway-"))
+    ports = sorted({_proc.free_port() for _ in range(4)})[:2]
+    try:
+        gw = gateway.up(state_dir, port=ports[0], proxy_port=ports[1], idle_timeout=300)
+        yield gw
+        left = gateway.status(state_dir).clusters
+        assert not left, f"clusters left behind by the test session: {[c.name for c in left]}"
+    finally:
+        gateway.down(state_dir)
+        if not os.environ.get("EOPACK_KEEP_GATEWAY_STATE"):
+            shutil.rmtree(state_dir, ignore_errors=True)

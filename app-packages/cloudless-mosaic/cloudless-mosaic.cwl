@@ -23,9 +23,10 @@ $graph:
       For each calendar month in the date range, a per-pixel median of the Sentinel-2 L2A bands
       over every clear observation: pixels whose scene classification (SCL) is no data, defective,
       cloud shadow, cloud or cirrus are left out, whatever the scene's eo:cloud_cover. One folder
-      per month (monthly-mosaic-YYYY-MM) with a float32 reflectance COG per band, the count of clear
-      observations, a true-colour quicklook and a STAC item; a STAC collection ties the months
-      together. Inputs follow the eoap cloudless-mosaic package.
+      per month (monthly-mosaic-YYYY-MM) with a COG per band, the count of clear observations, a
+      true-colour quicklook and a STAC item; a STAC collection ties the months together. The COGs
+      store the exact median as uint16 (nodata 0): reflectance = value * 0.00005 - 0.1, recorded in
+      the files and in raster:bands. Inputs follow the eoap cloudless-mosaic package.
     requirements:
       NetworkAccess:
         networkAccess: true

@@ -194,15 +194,25 @@ def _set_env(tool: dict[str, Any], env: Mapping[str, str]) -> None:
     tool["requirements"] = reqs
 
 
+def _need_network(tool: dict[str, Any]) -> None:
+    reqs = [r for r in as_list(tool.get("requirements")) if class_name(r) != "NetworkAccess"]
+    tool["requirements"] = [*reqs, {"class": "NetworkAccess", "networkAccess": True}]
+
+
 def lower(
     pkg: Package,
     doc: dict[str, Any],
     job: Mapping[str, Any],
     gateway_url: str | None = None,
     use_image: bool = False,
+    gateway_env: Mapping[str, str] | None = None,
 ) -> dict[str, DaskRequirement]:
     """Rewrite ``doc`` (a copy of ``pkg.doc``) so each Dask tool receives its ``DASK_GATEWAY_*`` env.
 
+    ``gateway_env`` adds settings of the gateway that are not secret (e.g.
+    ``DASK_GATEWAY_PROXY_ADDRESS``); secrets never go into the copy on disk, the runner passes them
+    through the process environment. A tool that talks to a gateway needs the network, so it gets
+    ``NetworkAccess`` (cwltool runs containers without one otherwise).
     Returns the evaluated requirement per tool id, for reporting.
     """
     lowered: dict[str, DaskRequirement] = {}
@@ -222,7 +232,11 @@ def lower(
                 ),
                 None,
             )
-        _set_env(tool, req.env(gateway_url, image))
+        env = req.env(gateway_url, image)
+        if gateway_url:
+            env.update(gateway_env or {})
+            _need_network(tool)
+        _set_env(tool, env)
         lowered[short_id(tool.get("id", ""))] = req
     return lowered
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 from ..console import notice
 from ..dask import lower
 from ..package import Package, cwltool_command, repo_root
-from ..services import docker
+from ..services import docker, gateway
 from .base import (
     RunOptions,
     RunResult,
@@ -33,8 +34,9 @@ from .base import (
 
 __all__ = ["CwltoolRunner", "container_decision", "loopback_urls"]
 
-# Variables a user sets for the tools, forwarded through cwltool's clean environment.
-FORWARDED_ENV = ("EOPACK_ALLOW_PRIVATE_URLS",)
+# Variables a user sets for the tools, forwarded through cwltool's clean environment. The gateway's
+# credentials go this way (by name on the command line) and never into the run copy or a log.
+FORWARDED_ENV = ("EOPACK_ALLOW_PRIVATE_URLS", "DASK_CLUSTER", "DASK_GATEWAY_USER", "DASK_GATEWAY_PASSWORD")
 
 
 def container_decision(package: Package, no_container: bool) -> tuple[bool, str]:
@@ -103,7 +105,21 @@ class CwltoolRunner:
         if not use_containers:
             notice(f"running without containers ({why}); the tools installed in this environment are used")
         doc = package.copy_doc()
-        for tool, req in lower(package, doc, job, options.dask_gateway_url, use_image=use_containers).items():
+        gateway_env: dict[str, str] = {}
+        if options.dask_gateway_url:
+            if not gateway.answers(options.dask_gateway_url):
+                notice(
+                    f"the Dask gateway {options.dask_gateway_url} does not answer from here; the tool "
+                    "fails if it cannot reach it either (start one with `eopack gateway up`)"
+                )
+            settings = gateway.tool_settings(options.dask_gateway_url, {**os.environ, **options.env})
+            secret = {k: v for k, v in settings.items() if k in FORWARDED_ENV}
+            gateway_env = {k: v for k, v in settings.items() if k not in secret}
+            options = replace(options, env={**options.env, **secret})
+        lowered = lower(
+            package, doc, job, options.dask_gateway_url, use_image=use_containers, gateway_env=gateway_env
+        )
+        for tool, req in lowered.items():
             notice(
                 f"Dask for {tool}: {req.describe()}"
                 + (f" on gateway {options.dask_gateway_url}" if options.dask_gateway_url else " (local)")
@@ -112,6 +128,8 @@ class CwltoolRunner:
             docker_to_hint(doc)
         cwl, job_file = write_run_copy(run_dir, package, doc, job)
         loopback = loopback_urls(job) if use_containers else []
+        if use_containers and options.dask_gateway_url:
+            loopback += loopback_urls({"dask_gateway_url": options.dask_gateway_url})
         if loopback:
             notice(f"the job uses loopback URL(s) ({loopback[0]}): the container shares the host's network")
         cmd = self.command(cwl, job_file, run_dir, use_containers, options, host_network=bool(loopback))

@@ -59,7 +59,7 @@ __all__ = [
     "ClusterInfo",
     "Gateway",
     "GatewayStatus",
-    "check_reachable",
+    "answers",
     "client_settings",
     "default_state_dir",
     "down",
@@ -411,7 +411,9 @@ def list_clusters(
     url: str, password: str, user: str = DEFAULT_USER, timeout: float = 5.0
 ) -> list[ClusterInfo]:
     """Every user's active clusters on an eopack gateway (our config adds the route)."""
-    request = urllib.request.Request(
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ServiceUnavailableError(SERVICE, f"{url} is not an http(s) URL", "Give the gateway's http URL.")
+    request = urllib.request.Request(  # noqa: S310 (scheme checked above)
         url.rstrip("/") + ALL_CLUSTERS_ROUTE, headers={"Authorization": _basic(user, password)}
     )
     try:
@@ -580,14 +582,13 @@ def client_settings(url: str, state_dir: Path | None = None) -> dict[str, str]:
     }
 
 
-def check_reachable(url: str) -> None:
-    """Fail before a run starts when the requested gateway does not answer (no local fallback)."""
-    if _proc.http_status(url.rstrip("/") + "/api/health") is None:
-        raise ServiceUnavailableError(
-            SERVICE,
-            f"{url} does not answer",
-            "Start one with `eopack gateway up` (or `make gateway-up`), or fix --dask-gateway-url.",
-        )
+def answers(url: str) -> bool:
+    """True when something answers the gateway health route at ``url`` from this host.
+
+    Only a hint for the user: the tool may run where the gateway is reachable and this host is
+    not (a batch node, a WES server), so the tool's own failure is the authoritative error.
+    """
+    return _proc.http_status(url.rstrip("/") + "/api/health") is not None
 
 
 # ------------------------------------------------------------------ CLI (registered in eopack.cli)

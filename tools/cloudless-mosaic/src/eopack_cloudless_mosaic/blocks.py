@@ -10,12 +10,16 @@ reflectance. Memory per task is bounded by the block size, whatever the AOI or t
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+import rasterio.io
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -57,13 +61,29 @@ class Grid:
         transform = rasterio.Affine(resolution, 0, west, 0, -resolution, north)
         return cls(epsg, transform, round((east - west) / resolution), round((north - south) / resolution))
 
-    def blocks(self, size: int) -> list[tuple[int, int, int, int]]:
-        """(row, col, height, width) of each block, row-major."""
-        return [
-            (r, c, min(size, self.height - r), min(size, self.width - c))
-            for r in range(0, self.height, size)
-            for c in range(0, self.width, size)
-        ]
+    def blocks(self, size: int, anchor: tuple[float, float] | None = None) -> list[tuple[int, int, int, int]]:
+        """(row, col, height, width) of each block, row-major.
+
+        With ``anchor`` (the upper-left corner of the source rasters' grid, same CRS and resolution),
+        block edges fall on multiples of ``size`` source pixels, so with ``size`` a multiple of the
+        COG tile size every block reads whole internal tiles instead of decoding partial ones twice.
+
+        >>> g = Grid(32632, rasterio.Affine(10, 0, 1000, 0, -10, 5000), 700, 300)
+        >>> g.blocks(512)[:2], g.blocks(512, anchor=(0, 5000))[:2]
+        ([(0, 0, 300, 512), (0, 512, 300, 188)], [(0, 0, 300, 412), (0, 412, 300, 288)])
+        """
+
+        def edges(length: int, shift: int) -> list[int]:
+            first = (size - shift) % size or size
+            return [0, *range(first, length, size), length]
+
+        col_shift = row_shift = 0
+        if anchor is not None:
+            col_shift = round((self.transform.c - anchor[0]) / self.transform.a) % size
+            row_shift = round((anchor[1] - self.transform.f) / -self.transform.e) % size
+        rows, cols = edges(self.height, row_shift), edges(self.width, col_shift)
+        return [(r0, c0, r1 - r0, c1 - c0) for r0, r1 in itertools.pairwise(rows)
+                for c0, c1 in itertools.pairwise(cols)]
 
     def block_transform(self, block: tuple[int, int, int, int]) -> rasterio.Affine:
         return self.transform * rasterio.Affine.translation(block[1], block[0])
@@ -83,42 +103,55 @@ class ItemAssets:
     bounds: tuple[float, float, float, float]  # in the item's own CRS
 
 
+_local = threading.local()
+_OPEN_LIMIT = 128
+
+
+def _dataset(href: str) -> tuple[rasterio.io.DatasetReader, int | None]:
+    """An open dataset for ``href`` and its EPSG code, kept per thread.
+
+    Opening a COG parses its header (over HTTP it costs requests) and looking up its EPSG code is
+    slow too; a month's blocks reopen the same files many times, so each worker thread keeps its
+    own small cache (datasets are not thread-safe to share).
+    """
+    cache: OrderedDict[str, tuple[rasterio.io.DatasetReader, int | None]] = getattr(_local, "datasets", None) or OrderedDict()
+    _local.datasets = cache
+    if href in cache:
+        cache.move_to_end(href)
+        return cache[href]
+    dataset = rasterio.open(href)
+    cache[href] = (dataset, dataset.crs.to_epsg() if dataset.crs else None)
+    while len(cache) > _OPEN_LIMIT:
+        cache.popitem(last=False)[1][0].close()
+    return cache[href]
+
+
 def _read(href: str, grid: Grid, block: tuple[int, int, int, int], dtype: str) -> np.ndarray:
     """The block of one single-band raster on the output grid; 0 where the raster has no data."""
     rows, cols = block[2], block[3]
     dst = grid.block_transform(block)
-    out = np.zeros((rows, cols), dtype=dtype)
-    with rasterio.open(href) as src:
-        st = src.transform
-        aligned = (
-            src.crs is not None
-            and src.crs.to_epsg() == grid.epsg
-            and st.b == 0
-            and st.d == 0
-            and math.isclose(st.a, dst.a)
-            and math.isclose(st.e, dst.e)
-            and float((dst.c - st.c) / st.a).is_integer()
-            and float((dst.f - st.f) / st.e).is_integer()
-        )
-        if aligned:
-            col0, row0 = round((dst.c - st.c) / st.a), round((dst.f - st.f) / st.e)
-            r0, c0 = max(row0, 0), max(col0, 0)
-            r1, c1 = min(row0 + rows, src.height), min(col0 + cols, src.width)
-            if r1 > r0 and c1 > c0:
-                out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = src.read(
-                    1, window=Window(c0, r0, c1 - c0, r1 - r0)
-                )
-            return out
-        with WarpedVRT(
-            src,
-            crs=f"EPSG:{grid.epsg}",
-            transform=dst,
-            width=cols,
-            height=rows,
-            resampling=Resampling.nearest,
-            nodata=0,
-        ) as vrt:
+    src, epsg = _dataset(href)
+    st = src.transform
+    aligned = (
+        epsg == grid.epsg
+        and st.b == 0
+        and st.d == 0
+        and math.isclose(st.a, dst.a)
+        and math.isclose(st.e, dst.e)
+        and float((dst.c - st.c) / st.a).is_integer()
+        and float((dst.f - st.f) / st.e).is_integer()
+    )
+    if not aligned:
+        with WarpedVRT(src, crs=f"EPSG:{grid.epsg}", transform=dst, width=cols, height=rows,
+                       resampling=Resampling.nearest, nodata=0) as vrt:
             return vrt.read(1, out_dtype=dtype)
+    out = np.zeros((rows, cols), dtype=dtype)
+    col0, row0 = round((dst.c - st.c) / st.a), round((dst.f - st.f) / st.e)
+    r0, c0 = max(row0, 0), max(col0, 0)
+    r1, c1 = min(row0 + rows, src.height), min(col0 + cols, src.width)
+    if r1 > r0 and c1 > c0:
+        out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+    return out
 
 
 def _intersects(item: ItemAssets, grid: Grid, block: tuple[int, int, int, int]) -> bool:
@@ -131,13 +164,16 @@ def _intersects(item: ItemAssets, grid: Grid, block: tuple[int, int, int, int]) 
 def masked_median(stack: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-pixel median over axis 0 of ``stack`` (T, B, rows, cols) uint16 where ``valid`` (T, rows, cols).
 
-    Returns (median as float32 DN with NaN where no valid value, count of valid values). Same result
-    as ``numpy.nanmedian`` over the valid values, computed with an odd-even transposition sorting
-    network on uint16 (T rounds of vectorised min/max), which beats a general sort for small T.
+    Returns (twice the median DN as uint16, 0 where no value is valid; the count of valid values).
+    Twice, because the median of an even count is the mean of the two middle values: storing
+    ``lo + hi`` keeps it exact in 16 bits for every DN up to 32767 (reflectance 3.17 with the L2A
+    offset), which is what ``numpy.nanmedian`` gives, without float32 output. The sort is an odd-even
+    transposition network on uint16 (T rounds of vectorised min/max), faster than a general sort for
+    the handful of dates in a month.
 
     >>> s = np.array([[[[5]]], [[[1]]], [[[9]]], [[[7]]]], dtype="uint16")
-    >>> med, n = masked_median(s, np.array([[[True]], [[True]], [[False]], [[True]]]))
-    >>> float(med[0, 0, 0]), int(n[0, 0])
+    >>> twice, n = masked_median(s, np.array([[[True]], [[True]], [[False]], [[True]]]))
+    >>> int(twice[0, 0, 0]) / 2, int(n[0, 0])
     (5.0, 3)
     """
     t = stack.shape[0]
@@ -148,13 +184,16 @@ def masked_median(stack: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.
             np.maximum(work[i], work[i + 1], out=work[i + 1])
             work[i] = low
     count = valid.sum(axis=0, dtype="uint8")
-    lo = ((count.astype("int16") - 1) // 2).clip(0)
-    hi = (count // 2).astype("int16").clip(0, max(t - 1, 0))
-    pick_lo = np.take_along_axis(work, lo[np.newaxis, np.newaxis].repeat(work.shape[1], axis=1), axis=0)[0]
-    pick_hi = np.take_along_axis(work, hi[np.newaxis, np.newaxis].repeat(work.shape[1], axis=1), axis=0)[0]
-    median = (pick_lo.astype("float32") + pick_hi.astype("float32")) / np.float32(2)
-    median[:, count == 0] = np.nan
-    return median, count
+    lo = (count.astype("int16") - 1) // 2  # -1 where nothing is valid: picks nothing
+    hi = count // 2
+    # Pick the middle values with per-date weights: cheaper than take_along_axis for a few dates.
+    twice = np.zeros(work.shape[1:], dtype="uint32")
+    for k in range(t):
+        weight = (lo == k).astype("uint32") + (hi == k)
+        twice += work[k] * weight
+    twice = np.minimum(twice, 65535).astype("uint16")
+    twice[:, count == 0] = 0
+    return twice, count
 
 
 def mosaic_block(
@@ -163,10 +202,8 @@ def mosaic_block(
     grid: Grid,
     block: tuple[int, int, int, int],
     masked_classes: Sequence[int],
-    scale: Sequence[float],
-    offset: Sequence[float],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Median reflectance (B, rows, cols) float32 and clear-observation count for one block of a month.
+    """Twice the median DN (B, rows, cols) uint16 and the clear-observation count for one block of a month.
 
     ``dates`` holds, per acquisition day, the items of that day (adjacent tiles are fused: the first
     item with data wins a pixel). A pixel is clear when its SCL is not in ``masked_classes``.
@@ -174,7 +211,8 @@ def mosaic_block(
     rows, cols = block[2], block[3]
     stack = np.zeros((len(dates), len(bands), rows, cols), dtype="uint16")
     valid = np.zeros((len(dates), rows, cols), dtype=bool)
-    masked = np.asarray(sorted(set(masked_classes) | {0}), dtype="uint8")
+    masked = np.zeros(256, dtype=bool)  # a lookup table is much faster than np.isin
+    masked[[0, *masked_classes]] = True
     with rasterio.Env(**GDAL_ENV):
         for t, items in enumerate(dates):
             scl = np.zeros((rows, cols), dtype="uint8")
@@ -185,15 +223,11 @@ def mosaic_block(
                 take = (scl == 0) & (fresh != 0)
                 if not take.any():
                     continue
-                scl[take] = fresh[take]
-                clear = take & ~np.isin(fresh, masked)
+                np.copyto(scl, fresh, where=take)
+                clear = take & ~masked[fresh]
                 if not clear.any():
                     continue  # no band read for a tile that is all cloud in this block
                 for b, band in enumerate(bands):
-                    values = _read(item.hrefs[band], grid, block, "uint16")
-                    stack[t, b][clear] = values[clear]
+                    np.copyto(stack[t, b], _read(item.hrefs[band], grid, block, "uint16"), where=clear)
                 valid[t] |= clear
-    median, count = masked_median(stack, valid)
-    scale_ = np.asarray(scale, dtype="float32")[:, np.newaxis, np.newaxis]
-    offset_ = np.asarray(offset, dtype="float32")[:, np.newaxis, np.newaxis]
-    return median * scale_ + offset_, count
+    return masked_median(stack, valid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from rasterio.warp import transform_bounds
 from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
-from eopack_eo_common.raster import band_statistics, quicklook, write_cog
+from eopack_eo_common.raster import quicklook, write_cog
 from eopack_eo_common.s2 import BANDS, DEFAULT_MASKED_CLASSES, band_id, dominant_epsg
 from eopack_eo_common.search import Search, parse_bbox, parse_date_range, select_items
 from eopack_eo_common.stac import flat_layout, save_catalog
@@ -157,116 +158,110 @@ def _scale_offset(item: pystac.Item, band: str) -> tuple[float, float]:
     return float(raster.get("scale", 1.0)), float(raster.get("offset", 0.0))
 
 
-def _month_results(
-    client: Any, months: list[Month], job: MosaicJob, grid: Grid
-) -> Iterator[tuple[Month, np.ndarray, np.ndarray]]:
-    """Yield (month, median, count) in order; the next month's blocks run while one is written."""
-    first_item = months[0].days[next(iter(months[0].days))][0]
-    scale, offset = zip(*(_scale_offset(first_item, b) for b in job.bands), strict=True)
-    blocks = grid.blocks(job.block_size)
+def _anchor(months: list[Month], grid: Grid) -> tuple[float, float] | None:
+    """The source grid's corner when the first item shares the output CRS and resolution."""
+    item = next(iter(months[0].days.values()))[0]
+    transform = ProjectionExtension.ext(item).transform
+    if not transform or dominant_epsg([item]) != grid.epsg or transform[0] != grid.transform.a:
+        return None
+    return float(transform[2]), float(transform[5])
+
+
+def _month_results(client: Any, months: list[Month], job: MosaicJob, grid: Grid) -> Iterator[tuple[Month, np.ndarray, np.ndarray]]:
+    """Yield (month, twice the median DN, clear count) in order; the next month computes meanwhile."""
+    blocks = grid.blocks(job.block_size, _anchor(months, grid))
 
     def submit(month: Month) -> list[Any]:
         dates = [[_assets(i, job.bands) for i in day] for _, day in sorted(month.days.items())]
-        return [
-            client.submit(
-                mosaic_block, dates, job.bands, grid, block, job.masked_classes, scale, offset, pure=False
-            )
-            for block in blocks
-        ]
+        return [client.submit(mosaic_block, dates, job.bands, grid, block, job.masked_classes, pure=False)
+                for block in blocks]
 
     pending = submit(months[0])
     for index, month in enumerate(months):
         futures = pending
         pending = submit(months[index + 1]) if index + 1 < len(months) else []
-        median = np.full((len(job.bands), grid.height, grid.width), np.nan, dtype="float32")
+        twice = np.zeros((len(job.bands), grid.height, grid.width), dtype="uint16")
         count = np.zeros((grid.height, grid.width), dtype="uint8")
         for block, future in zip(blocks, futures, strict=True):
             part, n = future.result()
             r, c, h, w = block
-            median[:, r : r + h, c : c + w] = part
+            twice[:, r : r + h, c : c + w] = part
             count[r : r + h, c : c + w] = n
             future.release()
-        yield month, median, count
+        yield month, twice, count
 
 
-def _month_item(
-    month: Month, median: np.ndarray, count: np.ndarray, folder: Path, grid: Grid, job: MosaicJob
-) -> pystac.Item:
-    west, south, east, north = transform_bounds(
-        f"EPSG:{grid.epsg}", "EPSG:4326", *grid.block_bounds((0, 0, grid.height, grid.width)), densify_pts=21
-    )
-    geometry = {
-        "type": "Polygon",
-        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+def _statistics(twice: np.ndarray, valid: np.ndarray, scale: float, offset: float) -> dict[str, float]:
+    """raster:bands statistics in reflectance, computed on the stored integers (linear encoding)."""
+    values = twice[valid]
+    if values.size == 0:
+        return {"valid_percent": 0.0}
+    return {
+        "minimum": float(values.min()) * scale + offset,
+        "maximum": float(values.max()) * scale + offset,
+        "mean": float(values.mean(dtype="float64")) * scale + offset,
+        "stddev": float(values.std(dtype="float64")) * scale,
+        "valid_percent": round(100.0 * values.size / twice.size, 3),
     }
+
+
+def _month_item(month: Month, twice: np.ndarray, count: np.ndarray, folder: Path, grid: Grid,
+                job: MosaicJob, encoding: list[tuple[float, float]]) -> pystac.Item:
+    """Write one month's COGs and quicklook; ``encoding`` is (scale, offset) per band of the stored values."""
+    west, south, east, north = transform_bounds(f"EPSG:{grid.epsg}", "EPSG:4326",
+                                                *grid.block_bounds((0, 0, grid.height, grid.width)), densify_pts=21)
+    geometry = {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north],
+                                                     [west, south]]]}
     days = sorted(month.days)
     item = pystac.Item(
-        f"monthly-mosaic-{month.key}",
-        geometry,
-        [west, south, east, north],
-        None,
+        f"monthly-mosaic-{month.key}", geometry, [west, south, east, north], None,
         {
             "start_datetime": month.start.isoformat().replace("+00:00", "Z"),
             "end_datetime": month.end.isoformat().replace("+00:00", "Z"),
             "processing:software": {"eopack-cloudless-mosaic": VERSION},
             "eopack:acquisition_dates": [d.isoformat() for d in days],
             "eopack:masked_scl_classes": list(job.masked_classes),
-            "eopack:clear_observations": {
-                "minimum": int(count.min()),
-                "maximum": int(count.max()),
-                "mean": round(float(count.mean()), 3),
-            },
+            "eopack:clear_observations": {"minimum": int(count.min()), "maximum": int(count.max()),
+                                          "mean": round(float(count.mean()), 3)},
         },
     )
     crs = f"EPSG:{grid.epsg}"
-    for b, band in enumerate(job.bands):
-        name = COMMON.get(band, band.lower())
-        path = write_cog(folder / f"{name}.tif", median[b], grid.transform, crs, descriptions=[name])
-        asset = pystac.Asset(
-            str(path),
-            title=f"median {name} reflectance ({band})",
-            media_type=pystac.MediaType.COG,
-            roles=["data", "reflectance"],
-        )
-        asset.extra_fields["eo:bands"] = [{"name": band, "common_name": name}]
-        item.add_asset(name, asset)
-        RasterExtension.ext(asset, add_if_missing=True)
-        # Reflectance already has scale/offset applied; NaN marks pixels with no clear observation.
-        asset.extra_fields["raster:bands"] = [
-            {
-                "nodata": "nan",
-                "data_type": "float32",
-                "spatial_resolution": job.resolution,
-                "statistics": band_statistics(median[b]),
-            }
-        ]
-    path = write_cog(
-        folder / "clear-count.tif", count, grid.transform, crs, nodata=None, descriptions=["clear"]
-    )
-    item.add_asset(
-        "clear_count",
-        pystac.Asset(
-            str(path),
-            title="clear observations per pixel",
-            media_type=pystac.MediaType.COG,
-            roles=["metadata"],
-        ),
-    )
-    rgb = [job.bands.index(b) for b in ("B04", "B03", "B02") if b in job.bands]
-    if len(rgb) == 3:
+    step = max(1, int(np.ceil(max(grid.height, grid.width) / 1024)))
+    previews = {}
+    valid = count > 0
+    # GDAL releases the GIL while encoding: the COGs of a month are written side by side.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        writes = []
+        for b, band in enumerate(job.bands):
+            name = COMMON.get(band, band.lower())
+            scale, offset = encoding[b]
+            writes.append(pool.submit(write_cog, folder / f"{name}.tif", twice[b], grid.transform, crs, nodata=0,
+                                      descriptions=[name], scale=scale, offset=offset, level=1))
+            asset = pystac.Asset(str(folder / f"{name}.tif"), title=f"median {name} reflectance ({band})",
+                                 media_type=pystac.MediaType.COG, roles=["data", "reflectance"])
+            asset.extra_fields["eo:bands"] = [{"name": band, "common_name": name}]
+            item.add_asset(name, asset)
+            RasterExtension.ext(asset, add_if_missing=True)
+            asset.extra_fields["raster:bands"] = [{"nodata": 0, "data_type": "uint16", "scale": scale,
+                                                   "offset": offset, "spatial_resolution": job.resolution,
+                                                   "statistics": _statistics(twice[b], valid, scale, offset)}]
+            small = twice[b, ::step, ::step]
+            previews[band] = np.where(small > 0, small * np.float32(scale) + np.float32(offset), np.nan)
+        writes.append(pool.submit(write_cog, folder / "clear-count.tif", count, grid.transform, crs, nodata=None,
+                                  descriptions=["clear"], level=1))
+        for write in writes:
+            write.result()
+    item.add_asset("clear_count", pystac.Asset(str(folder / "clear-count.tif"), title="clear observations per pixel",
+                                               media_type=pystac.MediaType.COG, roles=["metadata"]))
+    if all(b in previews for b in ("B04", "B03", "B02")):
         # True colour: reflectance 0..0.3 stretched to 0..1, as most S2 viewers do.
-        quicklook(folder / "quicklook.png", np.clip(median[rgb] / 0.3, 0, 1), label="true colour")
+        rgb = np.stack([previews[b] for b in ("B04", "B03", "B02")])
+        quicklook(folder / "quicklook.png", np.clip(rgb / 0.3, 0, 1), label="true colour")
     else:
-        quicklook(folder / "quicklook.png", median[0], label=COMMON.get(job.bands[0], job.bands[0]), vmax=0.5)
-    item.add_asset(
-        "quicklook",
-        pystac.Asset(
-            str(folder / "quicklook.png"),
-            title="quicklook",
-            media_type=pystac.MediaType.PNG,
-            roles=["overview", "visual"],
-        ),
-    )
+        first = job.bands[0]
+        quicklook(folder / "quicklook.png", previews[first], label=COMMON.get(first, first), vmax=0.5)
+    item.add_asset("quicklook", pystac.Asset(str(folder / "quicklook.png"), title="quicklook",
+                                             media_type=pystac.MediaType.PNG, roles=["overview", "visual"]))
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.code, proj.shape, proj.transform = crs, [grid.height, grid.width], list(grid.transform)[:6]
     return item
@@ -302,7 +297,10 @@ def run(job: MosaicJob, outdir: Path) -> Path:
     with staged_output(outdir) as stage:
         report = stage / "dask-report.html" if job.dask_report else None
         with dask_client() as client, performance_report(report):
-            for month, median, count in _month_results(client, months, job, grid):
+            first = items[0]
+            # Stored values are twice the median DN (exact halves), so the scale is halved.
+            encoding = [(sc / 2, off) for sc, off in (_scale_offset(first, b) for b in job.bands)]
+            for month, twice, count in _month_results(client, months, job, grid):
                 if not count.any():
                     log.warning(
                         "%s: no clear pixel in the area (every observation masked by the SCL)", month.key
@@ -311,7 +309,7 @@ def run(job: MosaicJob, outdir: Path) -> Path:
                     continue
                 folder = stage / f"monthly-mosaic-{month.key}"
                 folder.mkdir()
-                collection.add_item(_month_item(month, median, count, folder, grid, job))
+                collection.add_item(_month_item(month, twice, count, folder, grid, job, encoding))
                 log.info(
                     "wrote %s (%d date(s), clear observations per pixel %d..%d)",
                     month.key,

@@ -267,10 +267,27 @@ def _quiet_distributed() -> None:
 
 def _close_gateway(gateway: Any) -> None:
     gateway.close()
+    _forget_loop(gateway)
+
+
+def _forget_loop(gateway: Any) -> None:
     # dask-gateway's Gateway.__del__ calls close() a second time, which raises on the stopped
     # loop ("Exception ignored in Gateway.__del__"); __del__ skips objects without this attribute.
     if hasattr(gateway, "_loop_runner"):
         del gateway._loop_runner
+
+
+def _close_own_gateway(cluster: Any) -> None:
+    """Close the Gateway object a connected GatewayCluster made for itself; the cluster stays up."""
+    own = getattr(cluster, "gateway", None)
+    if own is not None:
+        _close_gateway(own)
+
+
+def _shutdown_cluster(cluster: Any) -> None:
+    """Shut the cluster down; its own Gateway object (a GatewayCluster makes one) is closed with it."""
+    cluster.shutdown()
+    _forget_loop(getattr(cluster, "gateway", None))
 
 
 @contextmanager
@@ -294,6 +311,7 @@ def dask_client(
                 cluster = gateway.connect(name)
             except Exception as err:
                 raise ToolError(f"cannot connect to Dask cluster {name!r}: {err}") from err
+            stack.callback(_close_own_gateway, cluster)
             client = cluster.get_client()
         elif url:
             spec = gateway_spec_from_env(env)
@@ -309,7 +327,7 @@ def dask_client(
                         f"cannot create a Dask cluster on the gateway at {url}: {err}; "
                         "check the URL and credentials (no local fallback when a gateway is requested)"
                     ) from err
-                stack.callback(cluster.shutdown)
+                stack.callback(_shutdown_cluster, cluster)
                 stack.callback(log.info, "Dask: shutting down gateway cluster %s", cluster.name)
             log.info(
                 "Dask: gateway cluster %s, scaling to %d worker(s) of %d core(s), %.1f GiB",

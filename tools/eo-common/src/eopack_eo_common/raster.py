@@ -20,11 +20,16 @@ def write_cog(
     crs: CRS | str,
     nodata: float | None = None,
     descriptions: Sequence[str] = (),
+    scale: float | None = None,
+    offset: float | None = None,
+    level: int = 6,
 ) -> Path:
     """Write a Cloud-Optimized GeoTIFF (GDAL's COG driver: tiled, overviews, DEFLATE).
 
     ``data`` is (rows, cols) or (bands, rows, cols). Float data uses NaN as nodata unless told
-    otherwise; predictor 3 keeps float rasters small.
+    otherwise; predictor 3 keeps float rasters small. ``scale``/``offset`` are recorded in the file
+    (GDAL applies them on request) for integer data that encodes a physical value. ``level`` trades
+    DEFLATE size for speed (1 is several times faster than 6 for about 10 % more bytes).
     """
     pixels = data[np.newaxis] if data.ndim == 2 else data
     is_float = np.issubdtype(pixels.dtype, np.floating)
@@ -40,12 +45,17 @@ def write_cog(
         "transform": transform,
         "nodata": nodata,
         "compress": "DEFLATE",
+        "level": level,
+        "num_threads": "ALL_CPUS",
         "predictor": 3 if is_float else 2,
         "blocksize": 256,
         "overview_resampling": "average" if is_float else "nearest",
     }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(pixels)
+        if scale is not None or offset is not None:
+            dst.scales = (scale if scale is not None else 1.0,) * pixels.shape[0]
+            dst.offsets = (offset if offset is not None else 0.0,) * pixels.shape[0]
         for index, text in enumerate(descriptions, start=1):
             dst.set_band_description(index, text)
     return path

@@ -492,6 +492,13 @@ def _level_path(group: str, asset: str) -> str:
     return group.strip("/") if asset in (".", "") else f"{group.strip('/')}/{asset}"
 
 
+def _array(group: zarr.Group, name: str) -> zarr.Array:
+    node = group[name]
+    if not isinstance(node, zarr.Array):
+        raise ToolError(f"verification: {group.path}/{name} is not an array")
+    return node
+
+
 def _centres(parent: np.ndarray, n: int) -> np.ndarray:
     """Centres of a 2× coarser grid: the mean of each pair of parent centres (no half-pixel shift)."""
     return parent[: 2 * n].astype("float64").reshape(n, 2).mean(axis=1)
@@ -519,16 +526,18 @@ def fix_overview_grids(store: Path, groups: Iterable[str]) -> int:
         by_asset = {entry.get("asset"): entry for entry in layout}
         for entry in layout:
             parent_asset = entry.get("derived_from")
-            if parent_asset is None:
-                continue
+            if parent_asset is None or _level_path(gpath, entry["asset"]) not in root:
+                continue  # a level eopf-geozarr announced but did not write: verify() reports it
             parent = root[_level_path(gpath, parent_asset)]
             level = root[_level_path(gpath, entry["asset"])]
             assert isinstance(parent, zarr.Group) and isinstance(level, zarr.Group)
-            px, py = np.asarray(parent["x"][:]), np.asarray(parent["y"][:])
-            nx, ny = level["x"].shape[0], level["y"].shape[0]
-            x, y = _centres(px, nx), _centres(py, ny)
-            level["x"][:] = x
-            level["y"][:] = y
+            px = np.asarray(_array(parent, "x")[:], dtype="float64")
+            py = np.asarray(_array(parent, "y")[:], dtype="float64")
+            xs, ys = _array(level, "x"), _array(level, "y")
+            x, y = _centres(px, xs.shape[0]), _centres(py, ys.shape[0])
+            nx, ny = x.size, y.size
+            xs[:] = x
+            ys[:] = y
             rx, ry = 2 * (px[1] - px[0]), 2 * (py[1] - py[0])
             left, top = float(x[0] - rx / 2), float(y[0] - ry / 2)
             transform = [float(rx), 0.0, left, 0.0, float(ry), top]
@@ -605,7 +614,22 @@ def verify(tree: xr.DataTree, store: Path, job: GeozarrJob, crs: Mapping[str, st
             if name not in out0.data_vars:
                 raise ToolError(f"verification: variable {name} of {group} is missing from the output")
             got = out0[name]
-            if got.dtype != var.dtype or got.shape != var.shape:
+            # s2-optimized stores uint16 bands as float32: exact for 16-bit integers, so the values
+            # must still match exactly; said out loud because it doubles the store's size.
+            widened = (
+                job.layout == "s2-optimized"
+                and var.dtype.kind in "ui"
+                and var.dtype.itemsize <= 2
+                and got.dtype == np.float32
+            )
+            if widened:
+                log.warning(
+                    "eopf-geozarr stored %s/%s as float32 (input %s); values checked exactly",
+                    group,
+                    name,
+                    var.dtype,
+                )
+            if (got.dtype != var.dtype and not widened) or got.shape != var.shape:
                 raise ToolError(
                     f"verification: {group}/{name} is {got.dtype}{got.shape} in the output, "
                     f"{var.dtype}{var.shape} in the input"
@@ -632,6 +656,10 @@ def verify(tree: xr.DataTree, store: Path, job: GeozarrJob, crs: Mapping[str, st
         datasets: dict[str, xr.Dataset] = {}
         for entry in layout:
             path = _level_path(gpath, entry["asset"])
+            if path not in root:
+                raise ToolError(
+                    f"verification: level {path} is listed in the multiscales but was not written"
+                )
             ds = out0 if path == gpath else _open_level(store, path)
             datasets[entry["asset"]] = ds
             level_attrs = dict(root[path].attrs)
@@ -714,6 +742,7 @@ def build_item(
 ) -> pystac.Item:
     """A STAC item whose ``geozarr`` asset is the store, with proj info and the levels of each group."""
     from importlib.metadata import version
+
     from pyproj import CRS
 
     first = job.groups[0]

@@ -32,6 +32,7 @@ import json
 import logging
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,9 @@ def generate(
             "writing %s (r10m %d², Zarr v%d, CRS %s)", store, size, zarr_format, "yes" if crs else "none"
         )
         # consolidated: plain HTTP servers cannot list folders, so readers need the metadata index
-        tree.to_zarr(staging / store.name, mode="w", consolidated=True, zarr_format=zarr_format)
+        with warnings.catch_warnings():  # zarr: "consolidated metadata is not part of the v3 spec" (known)
+            warnings.simplefilter("ignore")
+            tree.to_zarr(staging / store.name, mode="w", consolidated=True, zarr_format=zarr_format)
         (staging / f"{name}.json").write_text(json.dumps(_stac_item(name, tree), indent=2) + "\n")
         (staging / _GENERATOR_FILE).write_text(json.dumps(parameters, indent=2) + "\n")
         if out.exists():
