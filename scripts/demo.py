@@ -1,6 +1,7 @@
 """`make demo`: run the packages on built-in defaults and print where the outputs are.
 
-- ndvi: generated Sentinel-2 L2A sample data (data/sample, made on first use), local Dask, cwltool.
+- ndvi and cloudless-mosaic: generated Sentinel-2 L2A sample data (data/sample, made on first use),
+  local Dask, cwltool.
 - convert-url: a generated image is served on 127.0.0.1:8765 (the address in
   app-packages/convert-url/examples/default.yml) and converted through `eopack run`.
 """
@@ -59,7 +60,11 @@ def demo_convert_url() -> Path:
 
 
 def main() -> None:
-    results = {"ndvi": eopack_run("ndvi"), "convert-url": demo_convert_url()}
+    results = {
+        "ndvi": eopack_run("ndvi"),
+        "cloudless-mosaic": eopack_run("cloudless-mosaic"),
+        "convert-url": demo_convert_url(),
+    }
     print("\nOutputs:", flush=True)
     for app, catalog in results.items():
         report(app, catalog)

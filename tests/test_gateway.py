@@ -176,9 +176,21 @@ def _ndvi_fail(tmp: Path, images_url: str, images: Path) -> Path:
 
 # A new Dask package joins these tests by adding its jobs here: one that succeeds, one that fails
 # while its cluster is up.
+def _mosaic_ok(tmp: Path, images_url: str, images: Path) -> Path:
+    return ROOT / "app-packages" / "cloudless-mosaic" / "examples" / "default.yml"
+
+
+def _mosaic_fail(tmp: Path, images_url: str, images: Path) -> Path:
+    job = tmp / "job.yml"
+    text = (ROOT / "app-packages" / "cloudless-mosaic" / "examples" / "default.yml").read_text()
+    job.write_text(text.replace("../../../data/sample", str(_corrupt_catalog(tmp))))
+    return job
+
+
 JOBS: dict[str, tuple[JobMaker, JobMaker]] = {
     "convert-url": (_convert_ok, _convert_fail),
     "ndvi": (_ndvi_ok, _ndvi_fail),
+    "cloudless-mosaic": (_mosaic_ok, _mosaic_fail),
 }
 
 

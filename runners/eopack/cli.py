@@ -18,7 +18,9 @@ from .runners import REGISTRY, RunOptions, get_runner
 from .runners.base import load_job
 from .sample_data import ensure_for_job
 from .sample_data import generate as generate_sample_data
+from .scaffold import create
 from .services.gateway import gateway_cli
+from .services.slurm import slurm_cli
 from .services.stac import stac_cli
 
 __all__ = ["main"]
@@ -136,8 +138,21 @@ def sample_data(out: Path | None, args: tuple[str, ...]) -> None:
 
 cli.add_command(stac_cli)
 cli.add_command(gateway_cli)
+cli.add_command(slurm_cli)
 cli.add_command(images_cli)
 cli.add_command(release_cmd)
+
+
+@cli.command("new")
+@click.argument("app")
+@click.option("--dask", is_flag=True, help="Compute through the package's Dask cluster (eo-common).")
+@click.option("--no-install", is_flag=True, help="Only write the files (skip `uv lock && uv sync`).")
+def new(app: str, dask: bool, no_install: bool) -> None:
+    """Create a new application package APP (CWL, tool, container, tests) that validates and runs."""
+    root = repo_root()
+    for path in create(root, app, dask=dask, install=not no_install):
+        click.echo(str(path.relative_to(root)))
+    notice(f"created {app}: try `eopack validate {app}` and `eopack run {app}`")
 
 
 def main() -> None:

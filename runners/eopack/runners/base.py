@@ -10,31 +10,45 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import importlib
+import ipaddress
 import json
+import os
 import shlex
+import signal
 import shutil
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
+from urllib.parse import urlsplit
 
+from ..console import notice
+from ..dask import lower
 from ..errors import UnknownRunnerError
-from ..package import Package, as_list, class_name, dump_yaml, load_yaml, short_id
+from ..package import Package, as_list, class_name, dump_yaml, load_yaml, repo_root, short_id
 
 __all__ = [
+    "FORWARDED_ENV",
     "REGISTRY",
+    "Prepared",
     "RunOptions",
     "RunResult",
     "RunStatus",
     "Runner",
     "collect_outputs",
+    "container_decision",
     "default_run_dir",
     "docker_to_hint",
+    "execute",
+    "finish",
     "get_runner",
     "load_job",
+    "loopback_urls",
+    "prepare",
+    "shell_command",
     "tee_process",
     "tool_commands",
     "tool_errors",
@@ -61,6 +75,7 @@ class RunResult:
     catalog: Path | None = None
     errors: tuple[str, ...] = ()
     log: Path | None = None
+    command: str | None = None  # the equivalent plain command line, for ``--print-command``
 
     @property
     def ok(self) -> bool:
@@ -77,6 +92,7 @@ class RunOptions:
     extra_args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     quiet: bool = False
+    print_command: bool = False  # prepare the run directory and return the command without running it
 
 
 class Runner(Protocol):
@@ -97,6 +113,9 @@ def _factory(module: str, cls: str) -> Callable[[], Runner]:
 
 REGISTRY: dict[str, Callable[[], Runner]] = {
     "cwltool": _factory("cwltool", "CwltoolRunner"),
+    "toil": _factory("toil", "ToilRunner"),
+    "toil-slurm": _factory("toil", "ToilSlurmRunner"),
+    "toil-htcondor": _factory("toil", "ToilHTCondorRunner"),
 }
 
 
@@ -232,3 +251,175 @@ def tool_commands(package: Package) -> list[str]:
         first = base[0] if isinstance(base, list) and base else base
         out.append(str(first or short_id(tool.get("id", ""))))
     return out
+
+
+# ------------------------------------------------------------------ the preparation every CWL engine shares
+
+# Variables a user sets for the tools, forwarded through the engine's clean environment. The gateway's
+# credentials go this way (by name on the command line) and never into the run copy or a log.
+FORWARDED_ENV = ("EOPACK_ALLOW_PRIVATE_URLS", "DASK_CLUSTER", "DASK_GATEWAY_USER", "DASK_GATEWAY_PASSWORD")
+
+
+def container_decision(package: Package, no_container: bool) -> tuple[bool, str]:
+    """(use containers, why): containers when a daemon answers and every image exists locally."""
+    from ..services import docker
+
+    if no_container:
+        return False, "--no-container given"
+    if not docker.daemon_answers():
+        return False, "no Docker daemon answers"
+    missing = [img for img in package.images() if not docker.image_exists(img)]
+    if missing:
+        return False, f"image {', '.join(missing)} is not built (make images)"
+    return True, "Docker daemon and images available"
+
+
+def loopback_urls(job: Mapping[str, Any]) -> list[str]:
+    """http(s) URLs in the job whose host is this machine's loopback (127.0.0.0/8, ::1, localhost).
+
+    A container on Docker's bridge network cannot reach them, so such a run needs the host's network.
+    """
+    found = []
+    for value in job.values():
+        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+            continue
+        host = urlsplit(value).hostname or ""
+        try:
+            loop = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loop = False
+        if loop:
+            found.append(value)
+    return found
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A run directory made ready for an engine: the transformed copy, the job, and how to run it.
+
+    ``options.env`` carries secrets for the process only; ``env_additions`` are the non-secret
+    variables the runner adds, shown in ``--print-command`` so the printed line is really equivalent.
+    """
+
+    package: Package
+    job: dict[str, Any]
+    run_dir: Path
+    cwl: Path
+    job_file: Path
+    use_containers: bool
+    host_network: bool
+    options: RunOptions
+    env_additions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def meta(self) -> Path:
+        return self.run_dir / ".eopack"
+
+    @property
+    def entry(self) -> str:
+        """The workflow to run inside the packed copy: ``<copy>.cwl#<app>``."""
+        return f"{self.cwl}#{self.cwl.stem}"
+
+    def forwarded(self) -> list[str]:
+        """The names in FORWARDED_ENV that are set, for the engine's ``--preserve-environment``."""
+        return [n for n in FORWARDED_ENV if n in os.environ or n in self.options.env]
+
+    def process_env(self) -> dict[str, str]:
+        env = {**os.environ, **self.options.env, **self.env_additions}
+        if "PATH" in self.env_additions:
+            env["PATH"] = os.pathsep.join([self.env_additions["PATH"], os.environ.get("PATH", "")])
+        return env
+
+
+def prepare(package: Package, job_path: Path, options: RunOptions) -> Prepared:
+    """Make the run directory: decide on containers, lower Dask, write the copy and the job.
+
+    The same steps for every engine that runs the CWL file locally (cwltool, Toil), so a package
+    behaves the same whichever of them runs it.
+    """
+    from ..services import gateway
+
+    job = load_job(job_path)
+    run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
+    use_containers, why = container_decision(package, options.no_container)
+    if not use_containers:
+        notice(f"running without containers ({why}); the tools installed in this environment are used")
+    doc = package.copy_doc()
+    gateway_env: dict[str, str] = {}
+    if options.dask_gateway_url:
+        if not gateway.answers(options.dask_gateway_url):
+            notice(
+                f"the Dask gateway {options.dask_gateway_url} does not answer from here; the tool "
+                "fails if it cannot reach it either (start one with `eopack gateway up`)"
+            )
+        settings = gateway.tool_settings(options.dask_gateway_url, {**os.environ, **options.env})
+        secret = {k: v for k, v in settings.items() if k in FORWARDED_ENV}
+        gateway_env = {k: v for k, v in settings.items() if k not in secret}
+        options = replace(options, env={**options.env, **secret})
+    lowered = lower(
+        package, doc, job, options.dask_gateway_url, use_image=use_containers, gateway_env=gateway_env
+    )
+    for tool, req in lowered.items():
+        notice(
+            f"Dask for {tool}: {req.describe()}"
+            + (f" on gateway {options.dask_gateway_url}" if options.dask_gateway_url else " (local)")
+        )
+    if not use_containers:
+        docker_to_hint(doc)
+    cwl, job_file = write_run_copy(run_dir, package, doc, job)
+    loopback = loopback_urls(job) if use_containers else []
+    if use_containers and options.dask_gateway_url:
+        loopback += loopback_urls({"dask_gateway_url": options.dask_gateway_url})
+    if loopback:
+        notice(f"the job uses loopback URL(s) ({loopback[0]}): the container shares the host's network")
+    additions: dict[str, str] = {}
+    if not use_containers:
+        # The tools' console scripts live next to this interpreter (the workspace venv).
+        additions["PATH"] = str(Path(sys.executable).parent)
+    return Prepared(package, job, run_dir, cwl, job_file, use_containers, bool(loopback), options, additions)
+
+
+def shell_command(cmd: Sequence[str], env_additions: Mapping[str, str] | None = None) -> str:
+    """``cmd`` as one pasteable shell line, prefixed by the variables the runner sets for it."""
+    prefix = []
+    for name, value in (env_additions or {}).items():
+        prefix.append(f"{name}={shlex.quote(value)}:$PATH" if name == "PATH" else f"{name}={shlex.quote(value)}")
+    return " ".join([*prefix, shlex.join(cmd)])
+
+
+def execute(prepared: Prepared, cmd: Sequence[str], engine: str) -> RunResult:
+    """Run ``cmd`` for ``prepared`` (or only record it, for ``--print-command``) and read the result.
+
+    Logs stay in ``.eopack/<engine>.log``, the engine's output JSON in ``.eopack/<engine>-output.json``.
+    """
+    line = shell_command(cmd, prepared.env_additions)
+    (prepared.meta / "command.txt").write_text(line + "\n")
+    if prepared.options.print_command:
+        return RunResult(RunStatus.SUCCEEDED, 0, prepared.run_dir, command=line)
+    log = prepared.meta / f"{engine}.log"
+    stdout = prepared.meta / f"{engine}-output.json"
+    code = tee_process(cmd, log, prepared.process_env(), prepared.options.quiet, stdout)
+    try:
+        return finish(prepared.package, prepared.run_dir, code, log, stdout, line)
+    finally:
+        # Whatever the engine staged and we did not move is not a result.
+        shutil.rmtree(prepared.meta / "out", ignore_errors=True)
+
+
+def finish(package: Package, run_dir: Path, code: int, log: Path, stdout: Path, line: str | None = None) -> RunResult:
+    """The RunResult of a finished engine process: outputs moved into place, or the tool's error lines."""
+    if code != 0:
+        status = (
+            RunStatus.KILLED if code < 0 or code - 128 in (signal.SIGTERM, signal.SIGKILL) else RunStatus.FAILED
+        )
+        return RunResult(
+            status,
+            code if code > 0 else 1,
+            run_dir,
+            errors=tool_errors(log, tool_commands(package)),
+            log=log,
+            command=line,
+        )
+    raw = json.loads(stdout.read_text() or "{}")
+    outputs, catalog = collect_outputs(package, raw, run_dir)
+    return RunResult(RunStatus.SUCCEEDED, 0, run_dir, outputs, catalog, log=log, command=line)

@@ -18,7 +18,7 @@ import pystac
 
 from .errors import ToolError, ToolInputError
 
-__all__ = ["Search", "parse_bbox", "parse_date_range", "select_items"]
+__all__ = ["Search", "collection_ids", "parse_bbox", "parse_date_range", "select_items"]
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,25 @@ def _from_catalog(folder: Path, search: Search) -> list[pystac.Item]:
             f"available: {', '.join(sorted(collections)) or 'none'}"
         )
     return [item for item in collections[search.collection].get_items(recursive=True) if search.matches(item)]
+
+
+def collection_ids(stac_api: str | None = None, input_catalog: Path | None = None) -> list[str]:
+    """The collection ids one source offers, sorted; for messages that list what is available."""
+    if bool(stac_api) == bool(input_catalog):
+        raise ToolInputError("give exactly one of stac_api (a URL) or input_catalog (a staged Directory)")
+    if stac_api:
+        from pystac_client import Client
+        from pystac_client.exceptions import APIError
+
+        try:
+            return sorted(c.id for c in Client.open(stac_api).get_collections())
+        except (APIError, OSError, ValueError) as err:
+            raise ToolError(f"cannot reach the STAC API at {stac_api}: {err}; check stac_api") from None
+    assert input_catalog is not None
+    root = _catalog_root(Path(input_catalog))
+    if isinstance(root, pystac.Collection):
+        return [root.id]
+    return sorted(c.id for c in root.get_all_collections())
 
 
 def select_items(
