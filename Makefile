@@ -10,7 +10,7 @@ export UV_NATIVE_TLS ?= 1
 UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.cache/uv/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup demo test lint clean stac-up stac-down gateway-up gateway-down
+.PHONY: help setup demo test lint clean stac-up stac-down gateway-up gateway-down slurm-up slurm-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -47,6 +47,15 @@ gateway-up: setup ## Start a local Dask Gateway (state in runs/services/gateway)
 
 gateway-down: ## Stop the local Dask Gateway and every cluster it runs
 	$(RUN) eopack gateway down
+
+bench: setup ## Run the benchmarks (JSON + plot in benchmarks/results/)
+	$(RUN) python benchmarks/run.py
+
+slurm-up: setup ## Start a single-node Slurm on loopback (installs slurm-wlm+munge as root; runs/services/slurm)
+	$(RUN) eopack slurm up
+
+slurm-down: ## Stop the local Slurm started by slurm-up
+	$(RUN) eopack slurm down
 
 clean: ## Remove runs, caches and the environment
 	rm -rf runs .venv .cache .pytest_cache .mypy_cache .ruff_cache

@@ -6,7 +6,8 @@ set -euo pipefail
 # System packages the tools and tests need. nodejs evaluates CWL JavaScript expressions.
 # postgresql-15-postgis-3 (pulls postgresql-15) and nginx: the local STAC API (`eopack stac up`).
 APT_PACKAGES=(git curl ca-certificates python3 python3-venv nodejs postgresql-15-postgis-3 nginx
-  docker.io debootstrap docker-registry)  # containers: dockerd, base image, local registry
+  docker.io debootstrap docker-registry  # containers: dockerd, base image, local registry
+  slurm-wlm munge)  # a single-node Slurm for the toil-slurm runner (`make slurm-up`)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -73,3 +73,75 @@ def dask_gateway() -> Iterator[Gateway]:
         gateway.down(state_dir)
         if not os.environ.get("EOPACK_KEEP_GATEWAY_STATE"):
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ Slurm (issue 10)
+
+from eopack.services import slurm  # noqa: E402  (appended section)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[slurm.SlurmCluster]:
+    """The single-node Slurm of runs/services/slurm, started (and installed, as root) when needed.
+
+    A cluster that was already up (`make slurm-up`) is used and left running; one this fixture
+    started is stopped after the session. It skips only when Slurm cannot run on this machine.
+    """
+    before = slurm.status()
+    if not before.up:
+        missing = [c for c in ("munged", "slurmctld", "slurmd") if shutil.which(c) is None]
+        if os.geteuid() != 0:
+            pytest.skip(
+                "Slurm needs root to start slurmd"
+                + (f" and {', '.join(missing)} installed" if missing else "")
+                + ": start it with `make slurm-up` as root to include these tests"
+            )
+    cluster = slurm.up()
+    try:
+        yield cluster
+    finally:
+        if not before.up:
+            slurm.down()
+
+
+# ------------------------------------------------------------------ Toil WES (issue 11)
+
+from eopack.services import wes  # noqa: E402  (appended section)
+
+
+def start_wes_stack(prefix: str, workers: int) -> tuple[Path, wes.WesService]:
+    """A WES stack on a free port in a fresh state dir; skips with the reason when it cannot run."""
+    missing = [c for c in ("redis-server", "nginx") if shutil.which(c) is None and not Path(f"/usr/sbin/{c}").exists()]
+    if missing:
+        pytest.skip(f"the WES stack needs {', '.join(missing)}: {wes.SETUP_FIX}")
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return state_dir, wes.up(state_dir, port=_proc.free_port(), workers=workers)
+    except BaseException:
+        wes.down(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+        raise
+
+
+@pytest.fixture(scope="session")
+def wes_service() -> Iterator[wes.WesService]:
+    """The real stack (Redis, Celery workers, toil server, nginx basic auth) for the session.
+
+    The tools may fetch from loopback servers (convert-url's image server), so the workers get
+    EOPACK_ALLOW_PRIVATE_URLS=1. Set EOPACK_KEEP_WES_STATE=1 to keep the state dir (runs, logs).
+    """
+    old = os.environ.get("EOPACK_ALLOW_PRIVATE_URLS")
+    os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = "1"
+    try:
+        state_dir, service = start_wes_stack("eopack-wes-", workers=8)
+    finally:
+        if old is None:
+            os.environ.pop("EOPACK_ALLOW_PRIVATE_URLS", None)
+        else:
+            os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = old
+    try:
+        yield service
+    finally:
+        wes.down(state_dir)
+        if not os.environ.get("EOPACK_KEEP_WES_STATE"):
+            shutil.rmtree(state_dir, ignore_errors=True)

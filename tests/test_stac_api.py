@@ -211,7 +211,7 @@ def test_taken_port_is_a_clear_error_and_starts_nothing(stac_api: StacStack) -> 
 
 @stacapi
 def test_down_leaves_no_process_and_status_says_down(stac_api: StacStack) -> None:
-    """Last in the file: it stops the session's stack (the fixture's teardown is then a no-op)."""
+    """Stops the session's stack and brings it back, so later test files still have it."""
     down(stac_api.state_dir)
     names = {"postgres", "nginx"}
     left = [p for p in _proc.processes_under(stac_api.state_dir) if p.name in names or "uvicorn" in p.cmdline]
@@ -224,3 +224,5 @@ def test_down_leaves_no_process_and_status_says_down(stac_api: StacStack) -> Non
     proc = _cli("stac", "status", "--json", "--state-dir", str(stac_api.state_dir))
     assert proc.returncode == 3 and json.loads(proc.stdout)["up"] is False
     assert os.path.isdir(stac_api.state_dir / "pgdata"), "down keeps the database for the next up"
+    again = up(stac_api.data_dir, stac_api.state_dir)  # same ports: they are remembered in the state dir
+    assert again.api_url == stac_api.api_url and status(stac_api.state_dir).up

@@ -12,7 +12,9 @@ from . import __version__
 from .console import err, notice, out
 from .errors import EopackError
 from .images import images_cli
+from .ogc import describe_cmd, ogc_cli
 from .package import find_package, list_packages, repo_root, validate_package
+from .publish import publish_and_report, publish_cmd
 from .release import release_cmd
 from .runners import REGISTRY, RunOptions, get_runner
 from .runners.base import load_job
@@ -22,6 +24,7 @@ from .scaffold import create
 from .services.gateway import gateway_cli
 from .services.slurm import slurm_cli
 from .services.stac import stac_cli
+from .services.wes import wes_cli
 
 __all__ = ["main"]
 
@@ -70,7 +73,7 @@ def validate(targets: tuple[str, ...], no_cwltool: bool) -> None:
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("app")
-@click.argument("job", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("job", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--runner",
     "runner_name",
@@ -87,6 +90,22 @@ def validate(targets: tuple[str, ...], no_cwltool: bool) -> None:
 @click.option("--no-container", is_flag=True, help="Run the tools installed here instead of their images.")
 @click.option("--dask-gateway-url", metavar="URL", help="Create the package's Dask cluster on this gateway.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo the runner's log (it is still kept).")
+@click.option(
+    "--print-command",
+    is_flag=True,
+    help="Prepare the run directory and print the equivalent plain engine command instead of running.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Write what would run (calrissian: command line and Kubernetes manifests) without running it.",
+)
+@click.option(
+    "--publish",
+    "publish_url",
+    metavar="URL",
+    help="After success, publish the results to this STAC API (as `eopack publish RUN_DIR --stac-api URL`).",
+)
 @click.argument("extra", nargs=-1, type=click.UNPROCESSED)
 def run(
     app: str,
@@ -96,26 +115,47 @@ def run(
     no_container: bool,
     dask_gateway_url: str | None,
     quiet: bool,
+    print_command: bool,
+    dry_run: bool,
+    publish_url: str | None,
     extra: tuple[str, ...],
 ) -> None:
     """Run APP with JOB (default: the package's examples/default.yml).
 
     Arguments after `--` go to the runner unchanged.
     """
+    if job is not None and str(job).startswith("-"):
+        # `eopack run APP -- --restart`: no JOB given, so click put the first runner argument there.
+        extra, job = (str(job), *extra), None
+    elif job is not None and not job.is_file():
+        raise click.BadParameter(f"File {str(job)!r} does not exist.", param_hint="'[JOB]'")
     pkg = find_package(app)
     job = job or pkg.default_job
     if not job.exists():
         raise click.UsageError(f"no job file given and {job} does not exist")
     runner = get_runner(runner_name)
-    ensure_for_job(load_job(job))
+    if dry_run:
+        if not hasattr(runner, "dry_run"):
+            supported = [n for n in sorted(REGISTRY) if hasattr(get_runner(n), "dry_run")]
+            raise click.UsageError(
+                f"runner {runner_name!r} has no --dry-run; use one of: {', '.join(supported)} "
+                "(or --print-command)"
+            )
+        runner.dry_run = True  # type: ignore[attr-defined]
+    else:
+        ensure_for_job(load_job(job))
     options = RunOptions(
         outdir=outdir,
         no_container=no_container,
         dask_gateway_url=dask_gateway_url,
         extra_args=list(extra),
         quiet=quiet,
+        print_command=print_command,
     )
     result = runner.run(pkg, job, options)
+    if print_command:
+        click.echo(result.command or "")
+        return
     if not result.ok:
         for line in result.errors:
             err.print(f"[red]{line}[/]")
@@ -124,8 +164,13 @@ def run(
             f"log: {result.log}[/]"
         )
         sys.exit(result.exit_code)
-    notice(f"{pkg.name} succeeded on {runner_name}; results in {result.run_dir}")
+    if dry_run:
+        notice(f"{pkg.name} not run (--dry-run); what {runner_name} would run is in {result.run_dir}/.eopack")
+    else:
+        notice(f"{pkg.name} succeeded on {runner_name}; results in {result.run_dir}")
     click.echo(str(result.catalog) if result.catalog else str(result.run_dir))
+    if publish_url and not dry_run:
+        publish_and_report(result.run_dir, publish_url)
 
 
 @cli.command("sample-data", context_settings={"ignore_unknown_options": True})
@@ -141,6 +186,10 @@ cli.add_command(gateway_cli)
 cli.add_command(slurm_cli)
 cli.add_command(images_cli)
 cli.add_command(release_cmd)
+cli.add_command(wes_cli)
+cli.add_command(publish_cmd)
+cli.add_command(describe_cmd)
+cli.add_command(ogc_cli)
 
 
 @cli.command("new")

@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cwl_utils.expression import do_eval
-
 from .errors import PackageInvalidError
 from .package import DASK_CLASS, DASK_FIELDS, Package, as_list, class_name, short_id
 
@@ -143,6 +141,28 @@ def step_inputs(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -
     return values
 
 
+_PARAM_REF = re.compile(r"^\$\(inputs\.([A-Za-z_][A-Za-z0-9_]*)\)$")
+
+
+def _eval(raw: Any, inputs: Mapping[str, Any], requirements: list[dict[str, Any]]) -> Any:
+    """A literal or ``$(inputs.x)`` directly; anything else through cwl-utils (and node for JS).
+
+    The fast path matters: importing cwl-utils' expression engine costs about a second and a JS
+    expression starts node, which would be most of eopack's overhead on a small job.
+
+    >>> _eval(4, {}, []), _eval("$(inputs.mem)", {"mem": "2G"}, [])
+    (4, '2G')
+    """
+    if not isinstance(raw, str) or ("$(" not in raw and "${" not in raw):
+        return raw
+    match = _PARAM_REF.match(raw.strip())
+    if match and match.group(1) in inputs:
+        return inputs[match.group(1)]
+    from cwl_utils.expression import do_eval
+
+    return do_eval(raw, inputs, requirements, None, None, {})  # type: ignore[arg-type]
+
+
 def evaluate(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -> DaskRequirement | None:
     """Evaluate the tool's requirement with the inputs ``job`` gives it; None if it has none."""
     hint = find_hint(tool)
@@ -158,7 +178,7 @@ def evaluate(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -> D
             problems.append(f"{DASK_CLASS}.{field} is missing")
             continue
         try:
-            values[field] = do_eval(raw, inputs, requirements, None, None, {})  # type: ignore[arg-type]
+            values[field] = _eval(raw, inputs, requirements)
         except Exception as err:
             problems.append(
                 f"{DASK_CLASS}.{field} = {raw!r} cannot be evaluated: {str(err).splitlines()[-1]}"

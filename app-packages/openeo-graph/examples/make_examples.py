@@ -15,13 +15,14 @@ from pathlib import Path
 
 from openeo.processes import eq, or_
 from openeo.rest.datacube import DataCube
+from openeo.rest.result import SaveResult
 
 HERE = Path(__file__).parent
 # Seed 000: the openEO NDVI example over 11.4-11.5 E, 46.5-46.6 N.
 SPATIAL_EXTENT = {"west": 11.4, "south": 46.5, "east": 11.5, "north": 46.6}
 
 
-def ndvi() -> DataCube:
+def ndvi() -> SaveResult:
     """Seed 000 exactly: B04/B08 for June 2024, (nir - red) / (nir + red), saved as GTiff."""
     cube = DataCube.load_collection(
         "SENTINEL2_L2A",
@@ -33,11 +34,11 @@ def ndvi() -> DataCube:
     )
     red = cube.band("B04")
     nir = cube.band("B08")
-    result = (nir - red) / (nir + red)
+    result: DataCube = (nir - red) / (nir + red)
     return result.save_result(format="GTiff")
 
 
-def median_ndvi() -> DataCube:
+def median_ndvi() -> SaveResult:
     """A cloud-masked median NDVI of June: filter_temporal + mask (from SCL) + reduce_dimension(median).
 
     The mask is true (pixel dropped) where SCL is no data, defective, cloud shadow, cloud or cirrus
@@ -61,12 +62,12 @@ def median_ndvi() -> DataCube:
     )
     red = june.band("B04")
     nir = june.band("B08")
-    ndvi = ((nir - red) / (nir + red)).mask(cloudy)
+    ndvi: DataCube = ((nir - red) / (nir + red)).mask(cloudy)
     median = ndvi.reduce_dimension(dimension="t", reducer="median")
     return median.save_result(format="GTiff")
 
 
-def write(name: str, cube: DataCube) -> Path:
+def write(name: str, cube: SaveResult) -> Path:
     path = HERE / f"{name}.json"
     path.write_text(json.dumps({"process_graph": cube.flat_graph()}, indent=2) + "\n")
     return path

@@ -14,8 +14,8 @@ import ipaddress
 import json
 import os
 import shlex
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -113,9 +113,11 @@ def _factory(module: str, cls: str) -> Callable[[], Runner]:
 
 REGISTRY: dict[str, Callable[[], Runner]] = {
     "cwltool": _factory("cwltool", "CwltoolRunner"),
+    "calrissian": _factory("calrissian", "CalrissianRunner"),
     "toil": _factory("toil", "ToilRunner"),
     "toil-slurm": _factory("toil", "ToilSlurmRunner"),
     "toil-htcondor": _factory("toil", "ToilHTCondorRunner"),
+    "wes": _factory("wes", "WesRunner"),
 }
 
 
@@ -331,11 +333,17 @@ class Prepared:
         return env
 
 
-def prepare(package: Package, job_path: Path, options: RunOptions) -> Prepared:
+def prepare(
+    package: Package,
+    job_path: Path,
+    options: RunOptions,
+    transform: Callable[[dict[str, Any], RunOptions], None] | None = None,
+) -> Prepared:
     """Make the run directory: decide on containers, lower Dask, write the copy and the job.
 
     The same steps for every engine that runs the CWL file locally (cwltool, Toil), so a package
-    behaves the same whichever of them runs it.
+    behaves the same whichever of them runs it. ``transform`` lets an engine adjust the copy
+    (with the final options, secrets included) before it is written.
     """
     from ..services import gateway
 
@@ -366,6 +374,8 @@ def prepare(package: Package, job_path: Path, options: RunOptions) -> Prepared:
         )
     if not use_containers:
         docker_to_hint(doc)
+    if transform is not None:
+        transform(doc, options)
     cwl, job_file = write_run_copy(run_dir, package, doc, job)
     loopback = loopback_urls(job) if use_containers else []
     if use_containers and options.dask_gateway_url:
@@ -383,7 +393,9 @@ def shell_command(cmd: Sequence[str], env_additions: Mapping[str, str] | None = 
     """``cmd`` as one pasteable shell line, prefixed by the variables the runner sets for it."""
     prefix = []
     for name, value in (env_additions or {}).items():
-        prefix.append(f"{name}={shlex.quote(value)}:$PATH" if name == "PATH" else f"{name}={shlex.quote(value)}")
+        prefix.append(
+            f"{name}={shlex.quote(value)}:$PATH" if name == "PATH" else f"{name}={shlex.quote(value)}"
+        )
     return " ".join([*prefix, shlex.join(cmd)])
 
 
@@ -406,11 +418,15 @@ def execute(prepared: Prepared, cmd: Sequence[str], engine: str) -> RunResult:
         shutil.rmtree(prepared.meta / "out", ignore_errors=True)
 
 
-def finish(package: Package, run_dir: Path, code: int, log: Path, stdout: Path, line: str | None = None) -> RunResult:
+def finish(
+    package: Package, run_dir: Path, code: int, log: Path, stdout: Path, line: str | None = None
+) -> RunResult:
     """The RunResult of a finished engine process: outputs moved into place, or the tool's error lines."""
     if code != 0:
         status = (
-            RunStatus.KILLED if code < 0 or code - 128 in (signal.SIGTERM, signal.SIGKILL) else RunStatus.FAILED
+            RunStatus.KILLED
+            if code < 0 or code - 128 in (signal.SIGTERM, signal.SIGKILL)
+            else RunStatus.FAILED
         )
         return RunResult(
             status,

@@ -25,17 +25,19 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..console import notice
 from ..errors import ServiceUnavailableError
-from ..package import Package
-from .base import Prepared, RunOptions, RunResult, execute, prepare
+from ..package import Package, as_list, class_name
+from .base import FORWARDED_ENV, Prepared, RunOptions, RunResult, execute, prepare
 
-__all__ = ["ToilHTCondorRunner", "ToilRunner", "ToilSlurmRunner", "toil_command", "user_gave"]
+__all__ = ["ToilHTCondorRunner", "ToilRunner", "ToilSlurmRunner", "forward_env", "toil_command", "user_gave"]
 
 # Variables that tell Toil's batch systems where the cluster is; passed to the leader as they are.
 HTCONDOR_ENV = ("TOIL_HTCONDOR_COLLECTOR", "TOIL_HTCONDOR_SCHEDD", "TOIL_HTCONDOR_PARAMS")
-SLURM_ENV = ("SLURM_CONF", "TOIL_SLURM_ARGS", "TOIL_SLURM_PE")
+# Forwarded variables that must not be written into the run copy on disk.
+SECRET_ENV = ("DASK_GATEWAY_PASSWORD",)
 
 
 def toil_command() -> list[str]:
@@ -59,7 +61,10 @@ class ToilRunner:
 
     def available(self) -> tuple[bool, str]:
         if shutil.which(toil_command()[0]) is None:
-            return False, "toil-cwl-runner not found. Install it with `uv sync` (the workspace pins toil[cwl])"
+            return (
+                False,
+                "toil-cwl-runner not found. Install it with `uv sync` (the workspace pins toil[cwl])",
+            )
         return True, ""
 
     def batch_env(self) -> dict[str, str]:
@@ -70,6 +75,9 @@ class ToilRunner:
         """The ``toil-cwl-runner`` command line for a prepared run directory."""
         meta, extra = prepared.meta, list(prepared.options.extra_args)
         cmd = [*toil_command(), "--batchSystem", self.batch_system]
+        # Toil keeps PATH by default; its option takes a list and the last occurrence wins, so one
+        # occurrence names everything, followed by another option (or it would swallow the CWL file).
+        cmd += ["--preserve-environment", "PATH", *prepared.forwarded()]
         if not user_gave(extra, "--jobStore", "--jobstore"):
             cmd += ["--jobStore", str(meta / "jobstore")]
         if not user_gave(extra, "--workDir"):
@@ -89,9 +97,6 @@ class ToilRunner:
                 # A tool with NetworkAccess gets Docker's bridge network, from which the host's
                 # 127.0.0.1 is unreachable; `--custom-net host` shares the host's network.
                 cmd += ["--custom-net", "host"]
-        # Toil keeps PATH by default; its option takes a list and the last occurrence wins, so one
-        # occurrence names everything (and is not the last option, or it would swallow the CWL file).
-        cmd += ["--preserve-environment", "PATH", *prepared.forwarded()]
         cmd += [*extra, prepared.entry, str(prepared.job_file)]
         return cmd
 
@@ -100,7 +105,7 @@ class ToilRunner:
             ok, why = self.available()
             if not ok:
                 raise ServiceUnavailableError(f"Runner {self.name!r}", why, "Or use one of: cwltool, toil.")
-        prepared = prepare(package, job, options)
+        prepared = prepare(package, job, options, transform=forward_env)
         additions: dict[str, str] = dict(prepared.env_additions)
         if "PATH" not in additions:
             # Workers start `_toil_worker` and the tools by name; the venv must be on their PATH.
@@ -135,6 +140,36 @@ class ToilRunner:
                 f"--restart needs the job store {store} and it does not exist",
                 "Use the --outdir of the run to resume, or drop --restart.",
             )
+
+
+def forward_env(doc: dict[str, Any], options: RunOptions) -> None:
+    """Give the tools the user's FORWARDED_ENV variables through EnvVarRequirement.
+
+    Toil 9.6 replaces cwltool's ``--preserve-environment`` list with the names from
+    EnvVarRequirement for every job (``CWLJob.run``), so the option alone forwards nothing.
+    Secrets (the gateway password) are never written into the copy: they are left out, with a notice.
+    """
+    values = {**os.environ, **options.env}
+    env = {n: values[n] for n in FORWARDED_ENV if n in values and n not in SECRET_ENV}
+    secrets = [n for n in SECRET_ENV if n in values]
+    if secrets:
+        notice(
+            f"Toil does not pass {', '.join(secrets)} to the tools (it ignores --preserve-environment) and "
+            "eopack does not write secrets into the run copy; use a gateway without a password, or --runner cwltool"
+        )
+    if not env:
+        return
+    for tool in doc.get("$graph", []):
+        if tool.get("class") != "CommandLineTool":
+            continue
+        reqs = as_list(tool.get("requirements"))
+        envreq = next((r for r in reqs if class_name(r) == "EnvVarRequirement"), None)
+        if envreq is None:
+            envreq = {"class": "EnvVarRequirement", "envDef": []}
+            reqs.append(envreq)
+        defs = [d for d in as_list(envreq.get("envDef"), "envName", "envValue") if d["envName"] not in env]
+        envreq["envDef"] = defs + [{"envName": k, "envValue": v} for k, v in env.items()]
+        tool["requirements"] = reqs
 
 
 def _with_env(prepared: Prepared, additions: Mapping[str, str]) -> Prepared:
@@ -195,7 +230,9 @@ class ToilHTCondorRunner(ToilRunner):
         if shutil.which("condor_status") is None:
             return False, "condor_status not found: no HTCondor pool is configured on this machine"
         try:
-            proc = subprocess.run(["condor_status", "-total"], capture_output=True, text=True, timeout=30, check=False)
+            proc = subprocess.run(
+                ["condor_status", "-total"], capture_output=True, text=True, timeout=30, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             return False, "condor_status does not answer"
         if proc.returncode != 0:

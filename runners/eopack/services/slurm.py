@@ -175,7 +175,9 @@ def install(progress: Progress | None = None) -> None:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         raise ServiceUnavailableError(
-            SERVICE, f"{', '.join(_missing_commands())} not found and installing needs root on Debian", INSTALL_FIX
+            SERVICE,
+            f"{', '.join(_missing_commands())} not found and installing needs root on Debian",
+            INSTALL_FIX,
         )
     (progress or notice)(f"installing {' '.join(PACKAGES)} with apt-get (about a minute)")
     log = state_dir() / "logs" / "install.log"
@@ -186,11 +188,23 @@ def install(progress: Progress | None = None) -> None:
         policy.chmod(0o755)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
-        _proc.run_checked(["apt-get", "update", "-qq"], service=SERVICE, what="apt-get update", log=log,
-                          fix=INSTALL_FIX, env=env, timeout=600)
+        _proc.run_checked(
+            ["apt-get", "update", "-qq"],
+            service=SERVICE,
+            what="apt-get update",
+            log=log,
+            fix=INSTALL_FIX,
+            env=env,
+            timeout=600,
+        )
         _proc.run_checked(
             ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
-            service=SERVICE, what="apt-get install", log=log, fix=INSTALL_FIX, env=env, timeout=900,
+            service=SERVICE,
+            what="apt-get install",
+            log=log,
+            fix=INSTALL_FIX,
+            env=env,
+            timeout=900,
         )
     finally:
         if ours:
@@ -207,7 +221,9 @@ def _hardware(log: Path) -> str:
     keep = ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore", "RealMemory")
     fields = dict(re.findall(r"(\w+)=(\S+)", first))
     if "CPUs" not in fields:
-        raise ServiceUnavailableError(SERVICE, f"cannot read this node's hardware from `slurmd -C`: {first!r}", "")
+        raise ServiceUnavailableError(
+            SERVICE, f"cannot read this node's hardware from `slurmd -C`: {first!r}", ""
+        )
     return " ".join(f"{k}={fields[k]}" for k in keep if k in fields)
 
 
@@ -269,7 +285,9 @@ def status(base: Path | None = None) -> SlurmCluster:
     )
 
 
-def up(base: Path | None = None, progress: Progress | None = None, timeout: float = START_TIMEOUT) -> SlurmCluster:
+def up(
+    base: Path | None = None, progress: Progress | None = None, timeout: float = START_TIMEOUT
+) -> SlurmCluster:
     """Start munged, slurmctld and slurmd for this host (or reuse them) and wait until the node is idle.
 
     Idempotent: daemons of this state dir that still run are kept. Raises ServiceUnavailableError
@@ -283,7 +301,9 @@ def up(base: Path | None = None, progress: Progress | None = None, timeout: floa
     install(say)
     if os.geteuid() != 0:
         raise ServiceUnavailableError(
-            SERVICE, "starting slurmd needs root (it runs jobs as their submitting users)", "Run `make slurm-up` as root."
+            SERVICE,
+            "starting slurmd needs root (it runs jobs as their submitting users)",
+            "Run `make slurm-up` as root.",
         )
     for sub in ("logs", "state", "spool"):
         (base / sub).mkdir(parents=True, exist_ok=True)
@@ -315,24 +335,33 @@ def up(base: Path | None = None, progress: Progress | None = None, timeout: floa
             _munge_user(),
         )
         say("starting munged")
-        _proc.run_checked(cmd, service=SERVICE, what="munged", log=logs / "setup.log",
-                          fix=f"Read {logs / 'munged.log'}.")
+        _proc.run_checked(
+            cmd, service=SERVICE, what="munged", log=logs / "setup.log", fix=f"Read {logs / 'munged.log'}."
+        )
         if not _proc.wait_until(lambda: _pid(mdir / "munged.pid") is not None, 10):
             raise ServiceUnavailableError(SERVICE, "munged did not start", f"Read {logs / 'munged.log'}.")
     if current.slurmctld is None:
         _proc.ensure_port_free(SERVICE, CTLD_PORT, "SlurmctldPort (stop the other Slurm first)")
         say("starting slurmctld")
-        pid = _proc.spawn(["slurmctld", "-D", "-i", "-f", str(conf)], log=logs / "slurmctld.out", cwd=base, env=env)
+        pid = _proc.spawn(
+            ["slurmctld", "-D", "-i", "-f", str(conf)], log=logs / "slurmctld.out", cwd=base, env=env
+        )
         (base / "slurmctld.pid").write_text(f"{pid}\n")
     if current.slurmd is None:
         _proc.ensure_port_free(SERVICE, SLURMD_PORT, "SlurmdPort (stop the other Slurm first)")
         say("starting slurmd")
-        pid = _proc.spawn(["slurmd", "-D", "-N", NODE, "-f", str(conf)], log=logs / "slurmd.out", cwd=base, env=env)
+        pid = _proc.spawn(
+            ["slurmd", "-D", "-N", NODE, "-f", str(conf)], log=logs / "slurmd.out", cwd=base, env=env
+        )
         (base / "slurmd.pid").write_text(f"{pid}\n")
     say(f"waiting for node {NODE} to be idle")
-    if not _proc.wait_until(lambda: _sinfo_state(base) in ("idle", "mixed", "allocated"), timeout, interval=0.5):
+    if not _proc.wait_until(
+        lambda: _sinfo_state(base) in ("idle", "mixed", "allocated"), timeout, interval=0.5
+    ):
         state = _sinfo_state(base) or "no answer"
-        last = (_proc.tail(logs / "slurmctld.log", 2) + " | " + _proc.tail(logs / "slurmd.log", 2)).replace("\n", " | ")
+        last = (_proc.tail(logs / "slurmctld.log", 2) + " | " + _proc.tail(logs / "slurmd.log", 2)).replace(
+            "\n", " | "
+        )
         raise ServiceUnavailableError(
             SERVICE,
             f"node {NODE} is not idle after {timeout:.0f} s (state: {state}): {last}",
@@ -366,7 +395,9 @@ def down(base: Path | None = None, progress: Progress | None = None) -> SlurmClu
                 raise ServiceUnavailableError(SERVICE, f"{name} (pid {pid}) did not stop", "Kill it by pid.")
             say(f"{name} stopped (pid {pid})")
         pid_file.unlink(missing_ok=True)
-    left = [p for p in _proc.processes_under(base) if p.name in ("slurmctld", "slurmd", "slurmstepd", "munged")]
+    left = [
+        p for p in _proc.processes_under(base) if p.name in ("slurmctld", "slurmd", "slurmstepd", "munged")
+    ]
     for proc in left:
         _proc.stop_pid(proc.pid, timeout=2, group=False)
     if SYSTEM_CONF.is_symlink() and SYSTEM_CONF.resolve() == config_path(base).resolve():

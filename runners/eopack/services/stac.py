@@ -11,6 +11,7 @@ Layout of the state directory::
     pgdata/ pgsock/   PostgreSQL cluster and its unix socket (owned by the postgres user when root)
     nginx/            nginx.conf, nginx.pid and temp dirs of the asset server
     api/              uvicorn's working directory (stac-fastapi reads ./.env; this one has none)
+    published/        assets copied by ``eopack publish``, served at ``<assets_url>/published/``
     logs/             initdb.log postgres.log nginx-error.log nginx-access.log uvicorn.log setup.log
 """
 
@@ -50,7 +51,9 @@ __all__ = [
     "default_data_dir",
     "default_state_dir",
     "down",
+    "find_local_stack",
     "preflight",
+    "published_location",
     "read_catalog",
     "stac_cli",
     "status",
@@ -143,6 +146,7 @@ class _Layout:
         self.api = root / "api"
         self.uvicorn_pid = self.api / "uvicorn.pid"
         self.state_file = root / "stack.json"
+        self.published = root / "published"
 
 
 @dataclass
@@ -564,6 +568,8 @@ http {{
         add_header Access-Control-Allow-Origin *;
         # static files answer Range requests with 206 out of the box
         location / {{ autoindex on; }}
+        # what `eopack publish` copied: kept in the state dir so the data dir stays read-only
+        location /published/ {{ alias {layout.published}/; autoindex on; }}
     }}
 }}
 """
@@ -580,6 +586,7 @@ def _start_nginx(layout: _Layout, data_dir: Path, port: int) -> int:
     assert nginx is not None  # preflight
     (layout.nginx / "tmp").mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
+    layout.published.mkdir(parents=True, exist_ok=True)
     conf = _nginx_conf(layout, data_dir, port)
     changed = not layout.nginx_conf.exists() or layout.nginx_conf.read_text() != conf
     layout.nginx_conf.write_text(conf)
@@ -814,6 +821,64 @@ def status(state_dir: Path | None = None) -> StackStatus:
             Component("assets", assets is not None, assets, f"http://{host}:{state.assets_port}"),
         ),
     )
+
+
+# ------------------------------------------------------------------ publishing (eopack.publish)
+
+LOCAL_HOSTS = {_proc.LOOPBACK, "localhost"}
+
+
+def _running_stack(root: Path, port: int) -> StacStack | None:
+    """The stack of state dir ``root`` if its API listens on ``port`` and its asset server runs."""
+    layout = _Layout(root.resolve())
+    state = _State.load(layout.state_file)
+    if state is None or state.api_port != port:
+        return None
+    api, assets = _uvicorn_pid(layout), _nginx_pid(layout)
+    if api is None or assets is None:
+        return None
+    pg = _postmaster_pid(layout)
+    return StacStack(
+        api_url=f"http://{_proc.LOOPBACK}:{state.api_port}",
+        assets_url=f"http://{_proc.LOOPBACK}:{state.assets_port}",
+        pids={"postgres": pg or 0, "api": api, "assets": assets},
+        state_dir=layout.root,
+        data_dir=Path(state.data_dir),
+        dsn=state.dsn().replace(quote(state.password), "***"),
+    )
+
+
+def find_local_stack(api_url: str, state_dir: Path | None = None) -> StacStack | None:
+    """The running local stack that serves ``api_url``, or None when the URL is someone else's API.
+
+    ``eopack publish`` needs the stack's state dir to copy assets where its nginx serves them, but
+    users only know the API URL, and stacks run from any state dir on any port (tests use free
+    ports in /tmp). So: the given (or default) state dir first, then whoever listens on the URL's
+    port, read from /proc (uvicorn runs in ``<state>/api``).
+    """
+    parsed = urlparse(api_url)
+    if parsed.hostname not in LOCAL_HOSTS or parsed.port is None or parsed.path.strip("/"):
+        return None
+    found = _running_stack(state_dir or default_state_dir(), parsed.port)
+    if found is None:
+        owner = _proc.port_owner(parsed.port)
+        if owner is not None and owner.cwd and "stac_fastapi" in owner.cmdline:
+            found = _running_stack(Path(owner.cwd).parent, parsed.port)
+    return found
+
+
+def published_location(stack: StacStack) -> tuple[Path, str]:
+    """(folder, base URL) where published assets go: ``<state>/published`` at ``<assets>/published``.
+
+    A stack started before the ``/published/`` location existed gets its nginx config rewritten
+    and reloaded here, so publishing never depends on having restarted the stack.
+    """
+    layout = _Layout(stack.state_dir)
+    state = _State.load(layout.state_file)
+    if state is None:
+        raise ServiceUnavailableError(SERVICE, f"no {layout.state_file}", "Run `eopack stac up`.")
+    _start_nginx(layout, Path(state.data_dir), state.assets_port)
+    return layout.published, f"{stack.assets_url}/published"
 
 
 # ------------------------------------------------------------------ CLI (registered in eopack.cli)

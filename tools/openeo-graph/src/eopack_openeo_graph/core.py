@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,13 @@ def parse(graph: ProcessGraphDoc) -> Any:
         first = err.errors()[0]
         # loc is in the parser's nested model (process_graph.root.arguments...), not the user's file.
         where = ".".join(str(p) for p in first["loc"])
-        raise GraphInputError(graph.source, "$.process_graph", f"{first['msg']} (parser location {where})") from None
+        raise GraphInputError(
+            graph.source, "$.process_graph", f"{first['msg']} (parser location {where})"
+        ) from None
     except RecursionError:
-        raise GraphInputError(graph.source, "$.process_graph", "the from_node references form a cycle") from None
+        raise GraphInputError(
+            graph.source, "$.process_graph", "the from_node references form a cycle"
+        ) from None
 
 
 def _provenance(loader: CollectionLoader) -> Any:
@@ -102,11 +107,17 @@ def run(job: GraphJob, outdir: Path) -> Path:
     with staged_output(outdir) as stage:
         loader = CollectionLoader(job.stac_api, job.input_catalog, job.collection_map)
         writer = ResultWriter(stage, VERSION, _provenance(loader))
-        registry = build_registry({"load_collection": loader.load_collection, "save_result": writer.save_result})
+        registry = build_registry(
+            {"load_collection": loader.load_collection, "save_result": writer.save_result}
+        )
         report = stage / "dask-report.html" if job.dask_report else None
         with dask_client() as client, performance_report(report):
             log.info("running %s (%d processes) on %s", job.graph.source, len(job.graph.processes), client)
-            result = graph.to_callable(process_registry=registry)()
+            with warnings.catch_warnings():
+                # filter_temporal turns the parser's tz-aware UTC instants into numpy's naive UTC,
+                # which is right for our UTC time axis; numpy's warning about it is noise here.
+                warnings.filterwarnings("ignore", "no explicit representation of timezones", UserWarning)
+                result = graph.to_callable(process_registry=registry)()
             if not writer.items:
                 if not isinstance(result, xr.DataArray):
                     raise ToolInputError(

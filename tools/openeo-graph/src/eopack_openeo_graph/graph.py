@@ -52,7 +52,9 @@ def _key(path: str, key: str) -> str:
 def _check_graph(source: str, graph: Any, path: str) -> Iterator[tuple[str, str]]:
     """Check one (possibly nested callback) graph; yield ``(path, process_id)`` of every node."""
     if not isinstance(graph, dict) or not graph:
-        raise GraphInputError(source, path, "expected a non-empty object of nodes {node_id: {process_id, arguments}}")
+        raise GraphInputError(
+            source, path, "expected a non-empty object of nodes {node_id: {process_id, arguments}}"
+        )
     results = []
     for node_id, node in graph.items():
         where = _key(path, node_id)
@@ -60,10 +62,14 @@ def _check_graph(source: str, graph: Any, path: str) -> Iterator[tuple[str, str]
             raise GraphInputError(source, where, f"a node must be an object, got {type(node).__name__}")
         pid = node.get("process_id")
         if not isinstance(pid, str) or not _PROCESS_ID.match(pid):
-            raise GraphInputError(source, f"{where}.process_id", f"expected a process id like 'ndvi', got {pid!r}")
+            raise GraphInputError(
+                source, f"{where}.process_id", f"expected a process id like 'ndvi', got {pid!r}"
+            )
         arguments = node.get("arguments", {})
         if not isinstance(arguments, dict):
-            raise GraphInputError(source, f"{where}.arguments", "expected an object of argument name -> value")
+            raise GraphInputError(
+                source, f"{where}.arguments", "expected an object of argument name -> value"
+            )
         result = node.get("result", False)
         if not isinstance(result, bool):
             raise GraphInputError(source, f"{where}.result", f"expected true or false, got {result!r}")
@@ -85,7 +91,9 @@ def _check_value(source: str, value: Any, path: str, graph: dict[str, Any]) -> I
             if not isinstance(target, str) or target not in graph:
                 known = ", ".join(graph)
                 raise GraphInputError(
-                    source, f"{path}.from_node", f"refers to node {target!r}, which this graph lacks; nodes: {known}"
+                    source,
+                    f"{path}.from_node",
+                    f"refers to node {target!r}, which this graph lacks; nodes: {known}",
                 )
             return
         if "process_graph" in value:
@@ -125,5 +133,7 @@ def read_process_graph(file: Path) -> ProcessGraphDoc:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
-        raise GraphInputError(source, "$", f"not JSON: {err.msg} (line {err.lineno}, column {err.colno})") from None
+        raise GraphInputError(
+            source, "$", f"not JSON: {err.msg} (line {err.lineno}, column {err.colno})"
+        ) from None
     return parse_process_graph(doc, source)

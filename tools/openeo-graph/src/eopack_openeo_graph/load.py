@@ -123,7 +123,9 @@ def _instant(value: Any) -> dt.datetime | None:
         try:
             root = dt.datetime.fromisoformat(root.replace("Z", "+00:00"))
         except ValueError:
-            raise ToolInputError(f"load_collection temporal_extent: {value!r} is not a date or date-time") from None
+            raise ToolInputError(
+                f"load_collection temporal_extent: {value!r} is not a date or date-time"
+            ) from None
     if isinstance(root, dt.datetime):
         if root.tzinfo is None:
             return root.replace(tzinfo=dt.UTC)
@@ -221,7 +223,7 @@ class CollectionLoader:
 
     def load_collection(
         self,
-        id: str,  # noqa: A002 - the openEO parameter name
+        id: str,
         spatial_extent: Any = None,
         temporal_extent: Any = None,
         bands: Sequence[str] | None = None,
@@ -239,7 +241,7 @@ class CollectionLoader:
         items = select_items(Search(collection, bbox, start, end), self.stac_api, self.input_catalog)
         labels = [str(b) for b in bands] if bands else _default_bands(items)
         if not labels:
-            raise ToolInputError("load_collection bands is empty; name at least one band, e.g. [\"B04\"]")
+            raise ToolInputError('load_collection bands is empty; name at least one band, e.g. ["B04"]')
         ids = [_band_asset(b) for b in labels]
         reflectance = [i for i in ids if i != SCL]
         with_scl = SCL in ids
@@ -247,9 +249,11 @@ class CollectionLoader:
         loadable = list(dict.fromkeys(reflectance)) or [_first_band(items)]
         epsg = dominant_epsg(items)
         resolution = _native_resolution(items, ids)
-        cube, scl = load_reflectance(items, loadable, bbox, epsg, resolution, chunk=self.chunk, with_scl=with_scl)
+        cube, scl = load_reflectance(
+            items, loadable, bbox, epsg, resolution, chunk=self.chunk, with_scl=with_scl
+        )
         layers = []
-        for label, asset in zip(labels, ids, strict=True):
+        for asset in ids:
             if asset == SCL:
                 assert scl is not None
                 layer = scl.astype("float32")
@@ -280,11 +284,12 @@ def _first_band(items: Sequence[pystac.Item]) -> str:
     for bid in BANDS.values():
         if bid in items[0].assets:
             return bid
-    raise ToolInputError(f"the items have no Sentinel-2 reflectance asset; available: {', '.join(items[0].assets)}")
+    raise ToolInputError(
+        f"the items have no Sentinel-2 reflectance asset; available: {', '.join(items[0].assets)}"
+    )
 
 
 def _default_bands(items: Sequence[pystac.Item]) -> list[str]:
     """No ``bands`` given: every Sentinel-2 reflectance band the items have, then SCL."""
     present = [bid for bid in sorted(set(BANDS.values())) if bid in items[0].assets]
     return [*present, *([SCL] if SCL in items[0].assets else [])]
-

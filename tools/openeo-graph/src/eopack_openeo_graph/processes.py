@@ -27,7 +27,32 @@ log = logging.getLogger(__name__)
 EXCLUDED = {"load_stac": "reads data around eo-common's search", "run_udf": "runs arbitrary code"}
 
 
+def _stand_in_for_stac_validator() -> None:
+    """Let the implementations import when ``stac-validator`` is not installed.
+
+    openeo-processes-dask imports ``stac_validator`` at module level, for ``load_stac`` only, but does
+    not declare it outside its ``[implementations]`` extra (which we cannot install: it needs a GDAL
+    build). ``load_stac`` is not offered here (``EXCLUDED``), so a stand-in that fails when used is
+    enough; the real package is used whenever it is installed.
+    """
+    import importlib.util
+    import sys
+    import types
+
+    if "stac_validator" in sys.modules or importlib.util.find_spec("stac_validator") is not None:
+        return
+
+    class _Unavailable:
+        def __getattr__(self, name: str) -> Any:
+            raise ImportError("stac-validator is not installed (only openEO load_stac needs it)")
+
+    stand_in = types.ModuleType("stac_validator")
+    stand_in.stac_validator = _Unavailable()  # type: ignore[attr-defined]
+    sys.modules["stac_validator"] = stand_in
+
+
 def _import_implementations() -> Any:
+    _stand_in_for_stac_validator()
     # The package logs a warning for its optional ML processes on import; that is not our user's concern.
     logger = logging.getLogger("openeo_processes_dask.process_implementations")
     level = logger.level
@@ -48,9 +73,7 @@ def _public_name(func: Callable[..., Any]) -> str:
 def library_processes() -> dict[str, Callable[..., Any]]:
     """openeo-processes-dask's implementations by openEO process id, minus ``EXCLUDED``."""
     core = _import_implementations()
-    return {
-        _public_name(f): f for f in core.standard_processes if _public_name(f) not in EXCLUDED
-    }
+    return {_public_name(f): f for f in core.standard_processes if _public_name(f) not in EXCLUDED}
 
 
 def _named_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -31,7 +31,14 @@ __all__ = ["FORMATS", "ResultWriter"]
 
 log = logging.getLogger(__name__)
 
-FORMATS = {"gtiff": "GTiff", "geotiff": "GTiff", "tiff": "GTiff", "cog": "GTiff", "netcdf": "netCDF", "nc": "netCDF"}
+FORMATS = {
+    "gtiff": "GTiff",
+    "geotiff": "GTiff",
+    "tiff": "GTiff",
+    "cog": "GTiff",
+    "netcdf": "netCDF",
+    "nc": "netCDF",
+}
 _MEDIA_NETCDF = "application/netcdf"
 
 
@@ -55,13 +62,11 @@ class ResultWriter:
     provenance: Callable[[], tuple[list[pystac.Item], dt.datetime | None, dt.datetime | None]]
     items: list[pystac.Item] = field(default_factory=list)
 
-    def save_result(self, data: Any, format: str = "GTiff", options: dict[str, Any] | None = None) -> bool:  # noqa: A002
+    def save_result(self, data: Any, format: str = "GTiff", options: dict[str, Any] | None = None) -> bool:
         """Compute ``data`` and write it; returns True as the openEO process does."""
         kind = FORMATS.get(str(format).lower())
         if kind is None:
-            raise ToolInputError(
-                f"save_result format {format!r} is not supported; use one of GTiff, netCDF"
-            )
+            raise ToolInputError(f"save_result format {format!r} is not supported; use one of GTiff, netCDF")
         if not isinstance(data, xr.DataArray):
             raise ToolInputError(
                 f"save_result needs a raster data cube, got {type(data).__name__}; "
@@ -88,8 +93,9 @@ class ResultWriter:
     def _gtiff(self, cube: xr.DataArray) -> None:
         time_dim = next(iter(cube.openeo.temporal_dims), None)
         band_dim = next(iter(cube.openeo.band_dims), None)
-        steps = list(cube[time_dim].values) if time_dim else [None]
-        daily = time_dim is not None and len({_utc(s).date() for s in steps}) == len(steps)
+        steps: list[np.datetime64 | None] = list(cube[time_dim].values) if time_dim else [None]
+        days = {_utc(s).date() for s in steps if s is not None}
+        daily = len(days) == len(steps)
         for index, when in enumerate(steps):
             layer = cube.isel({time_dim: index}) if time_dim else cube
             if when is None:
@@ -135,7 +141,12 @@ class ResultWriter:
     ) -> pystac.Item:
         transform, crs = _grid(cube)
         rows, cols = cube.sizes[cube.openeo.y_dim], cube.sizes[cube.openeo.x_dim]
-        bounds = (transform.c, transform.f + transform.e * rows, transform.c + transform.a * cols, transform.f)
+        bounds = (
+            transform.c,
+            transform.f + transform.e * rows,
+            transform.c + transform.a * cols,
+            transform.f,
+        )
         west, south, east, north = transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=21)
         geometry = {
             "type": "Polygon",

@@ -1,0 +1,454 @@
+"""Run a package through a GA4GH WES 1.0 endpoint (our ``wes/`` stack or any Toil WES server).
+
+``eopack run APP [JOB] --runner wes --wes-url URL [ENGINE OPTIONS]``. The run directory is prepared
+exactly as for cwltool/Toil (same Dask lowering, same container decision, same run copy); then:
+
+- the run copy ``<app>.cwl`` and ``job.yml`` are sent as ``workflow_attachment`` with
+  ``workflow_url=<app>.cwl#<app>``, the job as ``workflow_params``;
+- every other option (``--batchSystem=slurm``, ``--retryCount 2``, ``--logDebug``) becomes a
+  ``workflow_engine_parameters`` entry for the server's ``toil-cwl-runner``;
+- the client polls until a terminal state, keeps the run's log in ``.eopack/wes.log`` and its
+  record in ``.eopack/wes-run.json``, and copies the output Directories into the run directory.
+  Outputs are read from the paths the server reports: that works when client and server share a
+  file system (one machine, or a cluster's shared storage); see wes/README.md for other setups.
+
+Credentials: ``WES_USER``/``WES_PASSWORD`` (what ZOO-Project's WES runner reads), else ~/.netrc
+for the endpoint's host, else the local stack's when the URL is its endpoint. They are sent as
+HTTP basic auth only: never printed, logged or written to the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import netrc
+import os
+import shlex
+import shutil
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from ..console import notice
+from ..errors import EopackError, ServiceUnavailableError
+from ..package import Package
+from .base import (
+    FORWARDED_ENV,
+    RunOptions,
+    RunResult,
+    RunStatus,
+    collect_outputs,
+    prepare,
+    tool_commands,
+    tool_errors,
+)
+
+__all__ = [
+    "TERMINAL",
+    "WesAuthError",
+    "WesClient",
+    "WesError",
+    "WesRunner",
+    "engine_parameters",
+    "resolve_url",
+    "split_options",
+]
+
+API_PATH = "/ga4gh/wes/v1"
+TERMINAL = frozenset({"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"})
+STATUS = {
+    "COMPLETE": RunStatus.SUCCEEDED,
+    "EXECUTOR_ERROR": RunStatus.FAILED,  # the workflow (a tool) failed
+    "CANCELED": RunStatus.KILLED,
+    "SYSTEM_ERROR": RunStatus.LOST,  # the service lost the run (restart, broker); resubmit it
+}
+CREDENTIALS_FIX = "Set WES_USER and WES_PASSWORD, or add a `machine HOST login USER password PASS` line to ~/.netrc."
+
+
+class WesError(EopackError):
+    """The endpoint answered with an error; the message carries its status and its own words."""
+
+    def __init__(self, url: str, status: int, reason: str, fix: str = "") -> None:
+        self.url, self.status, self.reason = url, status, reason
+        super().__init__(f"WES endpoint {url} answered HTTP {status}: {reason}.{' ' + fix if fix else ''}")
+
+
+class WesAuthError(WesError):
+    """401: no credentials were sent, or the endpoint refused them."""
+
+    def __init__(self, url: str, user: str | None) -> None:
+        self.user = user
+        reason = (
+            "no credentials were sent"
+            if user is None
+            else f"the credentials of user {user!r} were refused (wrong user or password)"
+        )
+        super().__init__(url, 401, reason, CREDENTIALS_FIX)
+
+
+def resolve_url(url: str | None, state_dir: Path | None = None) -> str:
+    """The endpoint to use: ``url``, else ``$WES_URL``, else the local stack's; ``/ga4gh/wes/v1`` added.
+
+    A bare ``http://host:port`` gets the standard WES path, so both spellings users copy work.
+    """
+    from ..services import wes as service
+
+    given = url or os.environ.get("WES_URL") or service.local_url(state_dir)
+    if not given:
+        raise ServiceUnavailableError(
+            "WES runner",
+            "no endpoint given",
+            "Pass --wes-url URL or set WES_URL, or start a local one with `eopack wes up`.",
+        )
+    parts = urlsplit(given)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ServiceUnavailableError("WES runner", f"{given!r} is not an http(s) URL", "Give e.g. http://host:8080/ga4gh/wes/v1.")
+    path = parts.path.rstrip("/")
+    return given.rstrip("/") if path else given.rstrip("/") + API_PATH
+
+
+class WesClient:
+    """A small WES 1.0 client over ``requests`` with basic auth and one-line errors."""
+
+    def __init__(self, url: str, auth: tuple[str, str] | None, timeout: float = 30.0) -> None:
+        import requests
+
+        self.url = url.rstrip("/")
+        self.user = auth[0] if auth else None
+        self._session = requests.Session()
+        # Explicit credentials only: requests would otherwise read ~/.netrc itself, and we want
+        # "no credentials" to mean none (the 401 message depends on it).
+        self._session.trust_env = False
+        self._session.proxies.update(_env_proxies(self.url))
+        if auth:
+            self._session.auth = auth
+        self.timeout = timeout
+
+    @classmethod
+    def from_environment(cls, url: str, state_dir: Path | None = None) -> WesClient:
+        """Credentials from WES_USER/WES_PASSWORD, else ~/.netrc, else the local stack's (same URL)."""
+        return cls(url, credentials(url, state_dir))
+
+    # -------------------------------------------------------------- HTTP
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import requests
+
+        target = path if path.startswith("http") else self.url + path
+        try:
+            response = self._session.request(method, target, timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise ServiceUnavailableError(
+                f"WES endpoint {self.url}",
+                f"no answer ({type(exc).__name__})",
+                "Check the URL; start a local endpoint with `eopack wes up`.",
+            ) from exc
+        if response.status_code == 401:
+            raise WesAuthError(self.url, self.user)
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                reason = str(body.get("msg") or body.get("detail") or body)
+            except ValueError:
+                reason = response.text.strip().splitlines()[0] if response.text.strip() else response.reason
+            raise WesError(self.url, response.status_code, reason[:300])
+        return response
+
+    def service_info(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/service-info").json())
+
+    def submit(
+        self,
+        attachments: Sequence[tuple[str, bytes]],
+        workflow_url: str,
+        params: Mapping[str, Any],
+        engine_params: Mapping[str, str | None] | None = None,
+        tags: Mapping[str, str] | None = None,
+        version: str = "v1.2",
+    ) -> str:
+        """POST /runs (multipart); returns the run id."""
+        data = {
+            "workflow_url": workflow_url,
+            "workflow_type": "CWL",
+            "workflow_type_version": version,
+            "workflow_params": json.dumps(dict(params)),
+            "workflow_engine_parameters": json.dumps(dict(engine_params or {})),
+            "tags": json.dumps(dict(tags or {})),
+        }
+        files = [("workflow_attachment", (name, content)) for name, content in attachments]
+        return str(self._request("POST", "/runs", data=data, files=files).json()["run_id"])
+
+    def status(self, run_id: str) -> str:
+        return str(self._request("GET", f"/runs/{run_id}/status").json()["state"])
+
+    def run_log(self, run_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/runs/{run_id}").json())
+
+    def cancel(self, run_id: str) -> None:
+        self._request("POST", f"/runs/{run_id}/cancel")
+
+    def list_runs(self, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        token = ""
+        while True:
+            params: dict[str, Any] = {"page_size": page_size}
+            if token:
+                params["page_token"] = token
+            body = self._request("GET", "/runs", params=params).json()
+            # WES 1.0 says "runs"; Toil answers "workflows" (the pre-1.0 name).
+            yield from body.get("runs") or body.get("workflows") or []
+            token = body.get("next_page_token") or ""
+            if not token:
+                return
+
+    def log_text(self, run_id: str, which: str = "stderr") -> str:
+        """The run's stderr (engine log, tool errors) or stdout, following Toil's relative link."""
+        link = (self.run_log(run_id).get("run_log") or {}).get(which) or ""
+        if not link:
+            return ""
+        response = self._request("GET", urljoin(f"{self.url}/runs/{run_id}", link))
+        return str(response.text)
+
+    def wait(self, run_id: str, timeout: float | None = None, poll: float = 1.0, on_change: Any = None) -> str:
+        """Poll until a terminal state (or ``timeout`` seconds); returns the last state seen."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last = ""
+        while True:
+            state = self.status(run_id)
+            if state != last and on_change is not None:
+                on_change(state)
+            last = state
+            if state in TERMINAL or (deadline is not None and time.monotonic() > deadline):
+                return state
+            time.sleep(poll)
+
+
+def _env_proxies(url: str) -> dict[str, str]:
+    """Proxies from the environment, except for loopback (trust_env is off, so do it by hand)."""
+    host = urlsplit(url).hostname or ""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return {}
+    import urllib.request
+
+    return {k: v for k, v in urllib.request.getproxies().items() if k in ("http", "https")}
+
+
+def credentials(url: str, state_dir: Path | None = None) -> tuple[str, str] | None:
+    """(user, password) for ``url``: environment, ~/.netrc, then the local stack's; None when none."""
+    user, password = os.environ.get("WES_USER"), os.environ.get("WES_PASSWORD")
+    if user and password is not None:
+        return user, password
+    host = urlsplit(url).hostname or ""
+    try:
+        found = netrc.netrc(os.environ.get("NETRC") or None).authenticators(host)
+    except (OSError, netrc.NetrcParseError):
+        found = None
+    if found and found[0] and found[2] is not None:
+        return found[0], found[2]
+    from ..services import wes as service
+
+    return service.local_credentials(url, state_dir)
+
+
+# ------------------------------------------------------------------ the runner
+
+
+def split_options(extra: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """(our options, the rest): ``--wes-url``/``--wes-timeout`` are ours, the rest goes to the engine."""
+    ours: dict[str, str] = {}
+    rest: list[str] = []
+    items = list(extra)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        name, eq, value = arg.partition("=")
+        if name in ("--wes-url", "--wes-timeout"):
+            if not eq:
+                if i + 1 >= len(items):
+                    raise ServiceUnavailableError("WES runner", f"{name} needs a value", f"Use {name} VALUE.")
+                value = items[i + 1]
+                i += 1
+            ours[name[2:]] = value
+        elif arg != "--":
+            rest.append(arg)
+        i += 1
+    return ours, rest
+
+
+def engine_parameters(args: Sequence[str]) -> dict[str, str | None]:
+    """``toil-cwl-runner`` options as a WES ``workflow_engine_parameters`` mapping.
+
+    ``--batchSystem=slurm`` and ``--batchSystem slurm`` both give ``{"--batchSystem": "slurm"}``;
+    a lone ``--logDebug`` gives ``{"--logDebug": None}`` (Toil's server passes None as a flag).
+    """
+    params: dict[str, str | None] = {}
+    items = list(args)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        if not arg.startswith("-"):
+            raise ServiceUnavailableError(
+                "WES runner", f"engine argument {arg!r} is not an option", "Give Toil options as --name=value."
+            )
+        name, eq, value = arg.partition("=")
+        if eq:
+            params[name] = value
+        elif i + 1 < len(items) and not items[i + 1].startswith("-"):
+            params[name] = items[i + 1]
+            i += 1
+        else:
+            params[name] = None
+        i += 1
+    return params
+
+
+class WesRunner:
+    """Submit the run copy to a WES endpoint, wait, and bring the outputs into the run directory."""
+
+    name = "wes"
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import requests  # noqa: F401
+        except ImportError:
+            return False, "the `requests` package is missing. Run `uv sync`"
+        return True, ""
+
+    def run(self, package: Package, job: Path, options: RunOptions) -> RunResult:
+        ours, rest = split_options(options.extra_args)
+        url = resolve_url(ours.get("wes-url"))
+        timeout = float(ours["wes-timeout"]) if "wes-timeout" in ours else None
+        prepared = prepare(package, job, replace(options, extra_args=rest))
+        params = engine_parameters(rest)
+        if not prepared.use_containers:
+            params.setdefault("--no-container", None)
+        else:
+            params.setdefault("--no-prepull", None)
+            if prepared.host_network:
+                params.setdefault("--custom-net", "host")
+        secrets_needed = [n for n in FORWARDED_ENV if n in prepared.options.env and n.endswith("PASSWORD")]
+        if secrets_needed:
+            notice(
+                f"{', '.join(secrets_needed)} cannot travel through WES: the server's workers must have it "
+                "(set it when starting them, e.g. before `eopack wes up`)"
+            )
+        workflow_url = f"{prepared.cwl.name}#{package.name}"
+        attachments = [(prepared.cwl.name, prepared.cwl.read_bytes()), ("job.yml", prepared.job_file.read_bytes())]
+        line = _curl_line(url, workflow_url, prepared.cwl, prepared.job_file, params)
+        (prepared.meta / "command.txt").write_text(line + "\n")
+        if options.print_command:
+            return RunResult(RunStatus.SUCCEEDED, 0, prepared.run_dir, command=line)
+        client = WesClient.from_environment(url)
+        run_id = client.submit(
+            attachments,
+            workflow_url,
+            prepared.job,
+            params,
+            tags={"eopack_app": package.name, "eopack_version": package.version, "run_dir": str(prepared.run_dir)},
+        )
+        record = prepared.meta / "wes-run.json"
+        record.write_text(json.dumps({"url": url, "run_id": run_id, "engine_parameters": params}, indent=2))
+        notice(f"submitted {package.name} to {url} as {run_id}")
+
+        def show(state: str) -> None:
+            if not options.quiet:
+                notice(f"{run_id}: {state}")
+
+        try:
+            state = client.wait(run_id, timeout=timeout, on_change=show)
+        except KeyboardInterrupt:
+            notice(f"interrupted: canceling {run_id}")
+            client.cancel(run_id)
+            state = client.wait(run_id, timeout=60)
+        return self._finish(client, package, prepared.run_dir, run_id, state, line)
+
+    def _finish(
+        self, client: WesClient, package: Package, run_dir: Path, run_id: str, state: str, line: str
+    ) -> RunResult:
+        meta = run_dir / ".eopack"
+        log = meta / "wes.log"
+        log.write_text(client.log_text(run_id, "stderr"))
+        run_log = client.run_log(run_id)
+        (meta / "wes-run-log.json").write_text(json.dumps(run_log, indent=2))
+        if state not in TERMINAL:
+            return RunResult(
+                RunStatus.ERROR,
+                1,
+                run_dir,
+                errors=(f"run {run_id} is still {state} after --wes-timeout; follow it with `eopack wes status {run_id}`",),
+                log=log,
+                command=line,
+            )
+        status = STATUS[state]
+        if status is not RunStatus.SUCCEEDED:
+            exit_code = (run_log.get("run_log") or {}).get("exit_code") or 1
+            errors = tool_errors(log, [*tool_commands(package), "eopack-wes"])
+            errors = errors or (f"run {run_id} ended {state}; see `eopack wes logs {run_id}`",)
+            return RunResult(status, int(exit_code) if int(exit_code) > 0 else 1, run_dir, errors=errors, log=log, command=line)
+        copied = fetch_outputs(run_log.get("outputs") or {}, run_dir)
+        outputs, catalog = collect_outputs(package, copied, run_dir)
+        return RunResult(RunStatus.SUCCEEDED, 0, run_dir, outputs, catalog, log=log, command=line)
+
+
+def fetch_outputs(outputs: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+    """Copy each File/Directory output the server reports into ``run_dir`` (shared file system).
+
+    Copies, never moves: the server keeps its copy for other readers (``GET /runs/{id}``).
+    """
+    copied: dict[str, Any] = {}
+    for key, value in outputs.items():
+        if isinstance(value, dict) and value.get("class") in ("File", "Directory"):
+            location = str(value.get("path") or value.get("location", ""))
+            src = Path(location.removeprefix("file://"))
+            if "://" in location.removeprefix("file://") or not src.exists():
+                raise ServiceUnavailableError(
+                    "WES outputs",
+                    f"output {key!r} is at {location}, which this machine cannot read",
+                    "Run the client where the server's work dir is mounted (see wes/README.md).",
+                )
+            dst = run_dir / (key if value["class"] == "Directory" else src.name)
+            if dst.exists():
+                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+            if value["class"] == "Directory":
+                shutil.copytree(src, dst)
+            else:
+                shutil.copy2(src, dst)
+            value = {**value, "location": dst.as_uri(), "path": str(dst)}
+            value.pop("listing", None)
+        copied[key] = value
+    return copied
+
+
+def _curl_line(url: str, workflow_url: str, cwl: Path, job: Path, params: Mapping[str, str | None]) -> str:
+    """The equivalent submission with curl (credentials by variable name, never by value)."""
+    parts = [
+        "curl",
+        "-u",
+        "$WES_USER:$WES_PASSWORD",
+        "-F",
+        f"workflow_attachment=@{cwl}",
+        "-F",
+        f"workflow_attachment=@{job}",
+        "-F",
+        f"workflow_url={workflow_url}",
+        "-F",
+        "workflow_type=CWL",
+        "-F",
+        "workflow_type_version=v1.2",
+        "-F",
+        "workflow_params=<" + str(job.with_suffix(".json")),
+        "-F",
+        f"workflow_engine_parameters={json.dumps(dict(params))}",
+        f"{url}/runs",
+    ]
+    job.with_suffix(".json").write_text(json.dumps(_load(job)))
+    quoted = [p if p == "$WES_USER:$WES_PASSWORD" else shlex.quote(p) for p in parts]
+    quoted[2] = '"$WES_USER:$WES_PASSWORD"'
+    return " ".join(quoted)
+
+
+def _load(path: Path) -> Any:
+    from ..package import load_yaml
+
+    return load_yaml(path)

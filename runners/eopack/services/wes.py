@@ -1,0 +1,742 @@
+"""A real Toil WES endpoint on loopback: Redis + Celery workers + ``toil server`` + nginx basic auth.
+
+Why this shape (seed 001, DESIGN.md §5): platforms (ZOO-Project's WES runner, EOEPCA) submit CWL to
+a Toil WES server protected by a reverse proxy with an htpasswd file, and the server hands runs to
+Celery workers through a broker. Everything runs as processes of this user, on 127.0.0.1, from one
+state directory that survives restarts (default ``<repo>/runs/services/wes``)::
+
+    wes.json            ports, user, worker count (mode 600: it also holds the passwords)
+    password            the WES password alone (mode 600), for ``WES_PASSWORD="$(cat ...)"``
+    htpasswd            SHA-512 crypt hash of it, read by nginx
+    broker.url          redis://:<password>@127.0.0.1:<port>/0 (mode 600; never on a command line)
+    redis/              redis.conf, the append-only file (queued runs survive a restart)
+    nginx/              nginx.conf generated from wes/nginx.conf.template, temp dirs
+    workflows/          Toil's --work_dir: one run-<hex>/ per run (execution/, outputs/, stdout, stderr)
+    workflows/state_store/  Toil's run states (QUEUED, RUNNING, COMPLETE, ...)
+    work/               Toil's --workDir for every run, so `down` finds every process by its paths
+    logs/               redis.log worker.log server.log nginx-*.log reconcile.log
+
+The server runs Toil 9.3.0 from its own venv (``.cache/venvs/toil-server``, made on first use
+from ``wes/requirements-server.txt``) because Celery mode is broken in 9.4.0-9.6.0; the workflows
+themselves run with the workspace venv's ``toil-cwl-runner`` (first on the workers' PATH), the same
+engine as ``eopack run --runner toil``. See wes/README.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import package
+from ..console import err, notice, out
+from ..errors import EopackError, ServiceUnavailableError
+from . import _proc
+
+__all__ = [
+    "API_PATH",
+    "DEFAULT_PORT",
+    "DEFAULT_USER",
+    "DEFAULT_WORKERS",
+    "STATE_DIR_ENV",
+    "SERVER_TOIL",
+    "WesService",
+    "WesStatus",
+    "default_state_dir",
+    "down",
+    "ensure_server_venv",
+    "local_credentials",
+    "local_url",
+    "status",
+    "up",
+    "wes_cli",
+]
+
+SERVICE = "Toil WES"
+API_PATH = "/ga4gh/wes/v1"
+DEFAULT_PORT = 8092  # nginx: the endpoint users and ZOO-Project talk to
+DEFAULT_USER = "eopack"
+DEFAULT_WORKERS = 4  # concurrent runs; more runs wait QUEUED in Redis
+SERVER_TOIL = "9.3.0"  # kept equal to wes/requirements-server.txt by a test
+STATE_DIR_ENV = "EOPACK_WES_STATE_DIR"
+VENV_ENV = "EOPACK_WES_SERVER_VENV"  # use this server venv instead of .cache/venvs/toil-server
+SETUP_FIX = "Run `make setup` as root: scripts/bootstrap.sh installs redis-server and nginx."
+# Variables the tools may need, passed from `eopack wes up`'s environment to every run (the
+# workers give tools their whole, otherwise clean, environment: --preserve-entire-environment).
+WORKER_ENV = (
+    "EOPACK_ALLOW_PRIVATE_URLS",
+    "DASK_CLUSTER",
+    "DASK_GATEWAY_USER",
+    "DASK_GATEWAY_PASSWORD",
+    "DASK_GATEWAY_PROXY_ADDRESS",
+    "SLURM_CONF",
+    "TOIL_SLURM_ARGS",
+    "TOIL_SLURM_PE",
+    "EOPACK_GATEWAY_STATE_DIR",
+)
+
+Progress = Callable[[str], None]
+
+
+# ------------------------------------------------------------------ public results
+
+
+@dataclass(frozen=True)
+class WesService:
+    """A running stack: the endpoint URL and where its credentials are (never the password itself)."""
+
+    url: str
+    user: str
+    password_file: Path
+    state_dir: Path
+    pids: dict[str, int]
+
+
+@dataclass(frozen=True)
+class WesStatus:
+    """Each process up/down with its pid; ``up`` only when all are and the endpoint answers."""
+
+    state_dir: Path
+    url: str
+    pids: dict[str, int | None]
+    answers: bool
+
+    @property
+    def up(self) -> bool:
+        return self.answers and all(self.pids.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"state_dir": str(self.state_dir), "url": self.url, "up": self.up, "pids": self.pids}
+
+
+# ------------------------------------------------------------------ state directory
+
+
+class _Layout:
+    """Every path of a stack, derived from its state dir (see the module docstring)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state_file = root / "wes.json"
+        self.password_file = root / "password"
+        self.htpasswd = root / "htpasswd"
+        self.broker_file = root / "broker.url"
+        self.redis = root / "redis"
+        self.redis_conf = self.redis / "redis.conf"
+        self.nginx = root / "nginx"
+        self.nginx_conf = self.nginx / "nginx.conf"
+        self.workflows = root / "workflows"
+        self.state_store = self.workflows / "state_store"
+        self.work = root / "work"
+        self.logs = root / "logs"
+        self.pid = {name: root / f"{name}.pid" for name in ("redis", "worker", "server", "nginx")}
+
+
+@dataclass
+class _State:
+    """What ``wes.json`` remembers between commands."""
+
+    port: int = DEFAULT_PORT
+    api_port: int = 0  # toil server (gunicorn) behind nginx; a free port picked at `up`
+    redis_port: int = 0
+    workers: int = DEFAULT_WORKERS
+    user: str = DEFAULT_USER
+    password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    redis_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    @property
+    def url(self) -> str:
+        return f"http://{_proc.LOOPBACK}:{self.port}{API_PATH}"
+
+    @classmethod
+    def load(cls, path: Path) -> _State | None:
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
+
+    def save(self, path: Path) -> None:
+        _write_secret(path, json.dumps(asdict(self), indent=2) + "\n")
+
+
+def _write_secret(path: Path, text: str) -> None:
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def default_state_dir() -> Path:
+    """``$EOPACK_WES_STATE_DIR``, else ``<repo>/runs/services/wes`` (ignored by git)."""
+    env = os.environ.get(STATE_DIR_ENV)
+    return Path(env) if env else package.repo_root() / "runs" / "services" / "wes"
+
+
+def wes_dir() -> Path:
+    """The repository's ``wes/`` folder: templates, the Celery app, the reconcile script."""
+    return package.repo_root() / "wes"
+
+
+def local_url(state_dir: Path | None = None) -> str | None:
+    """The endpoint of the local stack configured in ``state_dir`` (None if never started there)."""
+    state = _State.load(_Layout((state_dir or default_state_dir()).resolve()).state_file)
+    return state.url if state is not None else None
+
+
+def local_credentials(url: str, state_dir: Path | None = None) -> tuple[str, str] | None:
+    """(user, password) of the local stack when ``url`` is its endpoint, else None.
+
+    A convenience for ``eopack run --runner wes`` on the machine that runs the stack; any other
+    endpoint needs ``WES_USER``/``WES_PASSWORD`` or ~/.netrc.
+    """
+    state = _State.load(_Layout((state_dir or default_state_dir()).resolve()).state_file)
+    if state is None:
+        return None
+    return (state.user, state.password) if url.rstrip("/") == state.url else None
+
+
+# ------------------------------------------------------------------ the server venv
+
+
+def _requirements() -> Path:
+    return wes_dir() / "requirements-server.txt"
+
+
+def server_venv_dir() -> Path:
+    env = os.environ.get(VENV_ENV)
+    return Path(env) if env else package.repo_root() / ".cache" / "venvs" / "toil-server"
+
+
+def ensure_server_venv(progress: Progress | None = None) -> Path:
+    """The server venv, created or refreshed from wes/requirements-server.txt when it changed.
+
+    Why a venv of its own: the server needs a Toil version (and Celery, Redis client, gunicorn)
+    that the workspace lock must not be bent to; it is made by this code from PyPI, so a fresh
+    clone gets the same thing. ``$EOPACK_WES_SERVER_VENV`` points at a prepared one instead.
+    """
+    say = progress or (lambda _msg: None)
+    venv = server_venv_dir()
+    reqs = _requirements().read_text()
+    stamp = venv / ".eopack-requirements"
+    if os.environ.get(VENV_ENV) or (stamp.exists() and stamp.read_text() == reqs):
+        if not (venv / "bin" / "toil").exists():
+            raise ServiceUnavailableError(
+                SERVICE, f"{venv} has no bin/toil", f"Unset {VENV_ENV} or delete {venv} and retry."
+            )
+        return venv
+    base = getattr(sys, "_base_executable", sys.executable)
+    log = venv.parent / "toil-server-install.log"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    say(f"creating the Toil WES server venv {venv} (Toil {SERVER_TOIL}, ~1 min; log {log})")
+    fix = f"See {log}; PyPI must be reachable (pip honours PIP_INDEX_URL/PIP_CERT)."
+    _proc.run_checked(
+        [base, "-m", "venv", "--clear", str(venv)], service=SERVICE, what="python -m venv", log=log, fix=fix
+    )
+    _proc.run_checked(
+        [str(venv / "bin" / "pip"), "install", "--disable-pip-version-check", "-q", "-r", str(_requirements())],
+        service=SERVICE,
+        what="pip install -r wes/requirements-server.txt",
+        log=log,
+        fix=fix,
+        timeout=900,
+    )
+    stamp.write_text(reqs)
+    return venv
+
+
+# ------------------------------------------------------------------ generated files
+
+
+def _htpasswd_line(user: str, password: str, log: Path) -> str:
+    """``user:$6$...`` (SHA-512 crypt, which nginx checks with the system's crypt()).
+
+    openssl reads the password on stdin, so it never appears in a process listing.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        # {SSHA} needs no external tool; nginx supports it too.
+        salt = secrets.token_bytes(8)
+        digest = hashlib.sha1(password.encode() + salt).digest()  # noqa: S324 (nginx's {SSHA} format)
+        return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
+    proc = subprocess.run(
+        [openssl, "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise ServiceUnavailableError(SERVICE, f"openssl passwd failed: {proc.stderr.strip()}", f"See {log}.")
+    return f"{user}:{proc.stdout.strip()}\n"
+
+
+def _write_files(layout: _Layout, state: _State) -> None:
+    for folder in (layout.redis, layout.nginx / "tmp", layout.workflows, layout.work, layout.logs):
+        folder.mkdir(parents=True, exist_ok=True)
+    _write_secret(layout.password_file, state.password + "\n")
+    if not layout.htpasswd.exists() or not layout.htpasswd.read_text().startswith(state.user + ":"):
+        _write_secret(layout.htpasswd, _htpasswd_line(state.user, state.password, layout.logs / "setup.log"))
+    _write_secret(
+        layout.broker_file, f"redis://:{state.redis_password}@{_proc.LOOPBACK}:{state.redis_port}/0\n"
+    )
+    _write_secret(
+        layout.redis_conf,
+        "# generated by eopack wes up; edits are overwritten\n"
+        f"bind {_proc.LOOPBACK}\nport {state.redis_port}\nrequirepass {state.redis_password}\n"
+        f"dir {layout.redis}\nappendonly yes\nappendfsync everysec\nsave \"\"\n"
+        "daemonize no\nprotected-mode yes\n",
+    )
+    user_line = "user root root;  # workers read the htpasswd in a root-owned state dir\n" if os.geteuid() == 0 else ""
+    values = {
+        "user_line": user_line,
+        "pid_file": layout.pid["nginx"],
+        "logs": layout.logs,
+        "tmp": layout.nginx / "tmp",
+        "host": _proc.LOOPBACK,
+        "port": state.port,
+        "api_port": state.api_port,
+        "htpasswd": layout.htpasswd,
+    }
+    text = (wes_dir() / "nginx.conf.template").read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", str(value))
+    layout.nginx_conf.write_text(text)
+
+
+# ------------------------------------------------------------------ processes
+
+
+def _pid(layout: _Layout, name: str) -> int | None:
+    """The pid of component ``name`` when it runs from this state dir (a recycled pid is not ours)."""
+    pid = _proc.read_pid(layout.pid[name])
+    info = _proc.proc_info(pid) if pid else None
+    return pid if info is not None and _proc.mentions(info, layout.root) else None
+
+
+def _worker_env(layout: _Layout, venv: Path) -> dict[str, str]:
+    """The clean environment of the Celery workers, and so of every toil-cwl-runner and tool.
+
+    PATH: the workspace venv first (its toil-cwl-runner and the tools' console scripts, the same
+    engine as `eopack run --runner toil`), then the server venv, then the system.
+    """
+    workspace_bin = str(Path(sys.executable).parent)
+    env = {
+        "PATH": os.pathsep.join(
+            [workspace_bin, str(venv / "bin"), "/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+        ),
+        "HOME": os.environ.get("HOME", str(layout.root)),
+        "LANG": "C.UTF-8",
+        "TMPDIR": str(layout.work),
+        "PYTHONPATH": str(wes_dir()),
+        "EOPACK_WES_BROKER_FILE": str(layout.broker_file),
+    }
+    try:
+        from . import slurm
+
+        # eopack's own Slurm (runs/services/slurm) unless the machine has a cluster configured;
+        # set even before that cluster exists, so `--batchSystem=slurm` works once it is up.
+        if not slurm.SYSTEM_CONF.exists():
+            env["SLURM_CONF"] = str(slurm.config_path())
+    except (ImportError, AttributeError):  # Slurm support is optional for WES
+        pass
+    env.update({name: os.environ[name] for name in WORKER_ENV if name in os.environ})
+    return env
+
+
+def _server_opts(layout: _Layout) -> list[str]:
+    """Default toil-cwl-runner options of every run (a run's workflow_engine_parameters come after)."""
+    return [
+        f"--opt=--workDir={layout.work}",
+        # The workers' environment is built by us (see _worker_env); tools get all of it.
+        "--opt=--preserve-entire-environment",
+        # Failed jobs' logs next to the run, for `eopack wes logs`.
+        "--opt=--logInfo",
+    ]
+
+
+def _start_redis(layout: _Layout) -> int:
+    redis = shutil.which("redis-server")
+    if redis is None:
+        raise ServiceUnavailableError(SERVICE, "redis-server is not installed", SETUP_FIX)
+    return _proc.spawn(
+        [redis, str(layout.redis_conf)], log=layout.logs / "redis.log", cwd=layout.redis, pid_file=layout.pid["redis"]
+    )
+
+
+def _reconcile(layout: _Layout, venv: Path) -> dict[str, Any]:
+    """Run wes/reconcile.py (no worker may run): requeue reserved runs, fail interrupted ones."""
+    output = _proc.run_checked(
+        [
+            str(venv / "bin" / "python"),
+            str(wes_dir() / "reconcile.py"),
+            "--work-dir",
+            str(layout.workflows),
+            "--state-store",
+            str(layout.state_store),
+            "--broker-file",
+            str(layout.broker_file),
+        ],
+        service=SERVICE,
+        what="reconcile",
+        log=layout.logs / "reconcile.log",
+        fix="See the log; the runs' states are unchanged.",
+        timeout=120,
+    )
+    lines = output.strip().splitlines()
+    return dict(json.loads(lines[-1])) if lines else {}
+
+
+def _start_worker(layout: _Layout, venv: Path, workers: int) -> int:
+    return _proc.spawn(
+        [
+            str(venv / "bin" / "celery"),
+            "-A",
+            "eopack_wes_celery",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={workers}",
+            "--prefetch-multiplier=1",
+            "-O",
+            "fair",
+            "--without-gossip",
+            "--without-mingle",
+            f"--hostname=eopack-wes-{os.getpid()}@%h",
+            # Revoked (canceled) task ids survive a restart, so a run canceled while QUEUED never starts.
+            f"--statedb={layout.root / 'worker.state'}",
+        ],
+        log=layout.logs / "worker.log",
+        cwd=layout.workflows,
+        env=_worker_env(layout, venv),
+        pid_file=layout.pid["worker"],
+    )
+
+
+def _start_server(layout: _Layout, venv: Path, state: _State) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TOIL_", "WES_"))}
+    env["TOIL_WES_BROKER_URL"] = layout.broker_file.read_text().strip()
+    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
+    return _proc.spawn(
+        [
+            str(venv / "bin" / "toil"),
+            "server",
+            "--host",
+            _proc.LOOPBACK,
+            "--port",
+            str(state.api_port),
+            "--work_dir",
+            str(layout.workflows),
+            "--state_store",
+            str(layout.state_store),
+            "--workers",
+            "2",
+            *_server_opts(layout),
+        ],
+        log=layout.logs / "server.log",
+        cwd=layout.workflows,
+        env=env,
+        pid_file=layout.pid["server"],
+    )
+
+
+def _start_nginx(layout: _Layout) -> int:
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        raise ServiceUnavailableError(SERVICE, "nginx is not installed", SETUP_FIX)
+    return _proc.spawn(
+        [nginx, "-p", str(layout.nginx), "-e", str(layout.logs / "nginx-error.log"), "-c", str(layout.nginx_conf)],
+        log=layout.logs / "nginx.log",
+        cwd=layout.nginx,
+        pid_file=layout.pid["nginx"],
+    )
+
+
+def _wait(layout: _Layout, name: str, pid: int, ready: Callable[[], bool], timeout: float, log: str) -> None:
+    def check() -> bool:
+        if not _proc.pid_alive(pid):
+            path = layout.logs / log
+            raise ServiceUnavailableError(SERVICE, f"{name} exited:\n{_proc.tail(path)}", f"See {path}.")
+        return ready()
+
+    if not _proc.wait_until(check, timeout, interval=0.2):
+        raise ServiceUnavailableError(
+            SERVICE, f"{name} was not ready within {timeout:.0f} s", f"See {layout.logs / log}."
+        )
+
+
+def _api_ready(state: _State) -> bool:
+    return _proc.http_status(f"http://{_proc.LOOPBACK}:{state.api_port}{API_PATH}/service-info", 5) == 200
+
+
+def _worker_ready(layout: _Layout, since: int) -> bool:
+    try:
+        with (layout.logs / "worker.log").open("rb") as log:
+            log.seek(since)
+            return b" ready." in log.read()
+    except OSError:
+        return False
+
+
+def up(
+    state_dir: Path | None = None,
+    *,
+    port: int | None = None,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    timeout: float = 90.0,
+) -> WesService:
+    """Start (or reuse) the whole stack; idempotent. A failed start stops what it started.
+
+    Before the workers start, runs that a previous stop interrupted are settled (wes/reconcile.py):
+    queued runs are kept and run now, interrupted ones become SYSTEM_ERROR.
+    """
+    say = progress or (lambda _msg: None)
+    layout = _Layout((state_dir or default_state_dir()).resolve())
+    layout.root.mkdir(parents=True, exist_ok=True)
+    state = _State.load(layout.state_file) or _State()
+    running = {name: _pid(layout, name) for name in layout.pid}
+    wanted = {"port": port, "workers": workers}
+    changed = {k: v for k, v in wanted.items() if v is not None and v != getattr(state, k)}
+    if changed and any(running.values()):
+        raise ServiceUnavailableError(
+            SERVICE,
+            f"it already runs from {layout.root} with other settings ({', '.join(changed)})",
+            f"Run `eopack wes down --state-dir {layout.root}` first.",
+        )
+    for key, value in changed.items():
+        setattr(state, key, value)
+    venv = ensure_server_venv(say)
+    if running["nginx"] is None:
+        _proc.ensure_port_free(SERVICE, state.port, "--port")
+    if running["redis"] is None or not state.redis_port:
+        state.redis_port = _proc.free_port()
+    if running["server"] is None or not state.api_port:
+        state.api_port = _proc.free_port()
+    state.save(layout.state_file)
+    _write_files(layout, state)
+    started: list[int] = []
+    try:
+        pids: dict[str, int] = {}
+        if (pid := running["redis"]) is None:
+            pid = _start_redis(layout)
+            started.append(pid)
+            _wait(layout, "redis-server", pid, lambda: _proc.port_in_use(state.redis_port), 20, "redis.log")
+            say(f"redis-server on {_proc.LOOPBACK}:{state.redis_port} (pid {pid})")
+        pids["redis"] = pid
+        if (pid := running["worker"]) is None:
+            report = _reconcile(layout, venv)
+            if report.get("failed") or report.get("queued") or report.get("canceled"):
+                say(
+                    f"runs after the restart: {len(report.get('queued', []))} still queued, "
+                    f"{len(report.get('failed', []))} interrupted -> SYSTEM_ERROR, "
+                    f"{len(report.get('canceled', []))} CANCELING -> CANCELED"
+                )
+            size = (layout.logs / "worker.log").stat().st_size if (layout.logs / "worker.log").exists() else 0
+            pid = _start_worker(layout, venv, state.workers)
+            started.append(pid)
+            _wait(layout, "celery worker", pid, lambda: _worker_ready(layout, size), timeout, "worker.log")
+            say(f"celery worker, {state.workers} slots (pid {pid})")
+        pids["worker"] = pid
+        if (pid := running["server"]) is None:
+            pid = _start_server(layout, venv, state)
+            started.append(pid)
+            _wait(layout, "toil server", pid, lambda: _api_ready(state), timeout, "server.log")
+            say(f"toil server {SERVER_TOIL} on {_proc.LOOPBACK}:{state.api_port} (pid {pid})")
+        pids["server"] = pid
+        if (pid := running["nginx"]) is None:
+            pid = _start_nginx(layout)
+            started.append(pid)
+            _wait(layout, "nginx", pid, lambda: _proc.http_status(state.url + "/service-info") == 401, 20, "nginx-error.log")
+            say(f"nginx with basic auth on {_proc.LOOPBACK}:{state.port} (pid {pid})")
+        pids["nginx"] = pid
+    except BaseException:
+        for pid in reversed(started):
+            _proc.stop_pid(pid)
+        raise
+    return WesService(state.url, state.user, layout.password_file, layout.root, pids)
+
+
+def _leftovers(layout: _Layout) -> list[_proc.ProcInfo]:
+    """Processes still running from this state dir: components, Toil leaders and workers, tools."""
+    me = os.getpid()
+    return [p for p in _proc.processes_under(layout.root) if p.pid != me and p.name not in ("bash", "sh", "zsh")]
+
+
+def down(state_dir: Path | None = None, progress: Progress | None = None) -> WesStatus:
+    """Stop the stack (idempotent) and prove nothing is left.
+
+    The workers are killed at once (SIGKILL to their process group, then every process left under
+    the state dir): a run they were executing stays RUNNING in the state store and is settled as
+    SYSTEM_ERROR by reconcile (here, and again at the next `up`); runs still queued wait in Redis,
+    which saves its append-only file on SIGTERM.
+    """
+    say = progress or (lambda _msg: None)
+    layout = _Layout((state_dir or default_state_dir()).resolve())
+    for name in ("nginx", "server"):
+        if (pid := _pid(layout, name)) is not None:
+            _proc.stop_pid(pid, timeout=15)
+            say(f"{name} stopped (pid {pid})")
+    worker_was_up = False
+    if (pid := _pid(layout, "worker")) is not None:
+        worker_was_up = True
+        _proc.stop_pid(pid, timeout=0.1, sig=signal.SIGKILL)
+        say(f"celery worker stopped (pid {pid})")
+    for proc in _leftovers(layout) if layout.root.exists() else []:
+        if proc.name == "redis-server":
+            continue
+        _proc.stop_pid(proc.pid, timeout=2, group=False, sig=signal.SIGKILL)
+    if worker_was_up and _pid(layout, "redis") is not None:
+        venv = server_venv_dir()
+        if (venv / "bin" / "python").exists():
+            _reconcile(layout, venv)
+    if (pid := _pid(layout, "redis")) is not None:
+        _proc.stop_pid(pid, timeout=15)
+        say(f"redis-server stopped (pid {pid})")
+    for path in layout.pid.values():
+        path.unlink(missing_ok=True)
+    still = _leftovers(layout) if layout.root.exists() else []
+    if still:
+        names = ", ".join(f"{p.pid} {p.name}" for p in still)
+        raise ServiceUnavailableError(SERVICE, f"processes survived the stop: {names}", "Kill them by pid.")
+    return status(layout.root)
+
+
+def status(state_dir: Path | None = None) -> WesStatus:
+    """Pids from the pid files, and whether the endpoint answers an authenticated service-info."""
+    layout = _Layout((state_dir or default_state_dir()).resolve())
+    state = _State.load(layout.state_file) or _State(password="")
+    pids = {name: _pid(layout, name) for name in layout.pid}
+    answers = False
+    if pids["nginx"]:
+        from ..runners.wes import WesClient
+
+        try:
+            WesClient(state.url, (state.user, state.password)).service_info()
+            answers = True
+        except EopackError:
+            answers = False
+    return WesStatus(layout.root, state.url, pids, answers)
+
+
+# ------------------------------------------------------------------ CLI (registered in eopack.cli)
+
+_state_option = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Where config, passwords, runs and logs live (default ${STATE_DIR_ENV} or <repo>/runs/services/wes).",
+)
+_url_option = click.option(
+    "--wes-url",
+    envvar="WES_URL",
+    metavar="URL",
+    help="WES endpoint (default $WES_URL, else the local stack's). Credentials: WES_USER/WES_PASSWORD or ~/.netrc.",
+)
+
+
+@click.group("wes")
+def wes_cli() -> None:
+    """A local Toil WES endpoint (Redis + Celery + toil server + nginx basic auth), and a WES client."""
+
+
+@wes_cli.command("up")
+@_state_option
+@click.option("--port", type=int, help=f"Port of the endpoint (default {DEFAULT_PORT}).")
+@click.option("--workers", type=int, help=f"Runs executed at once (default {DEFAULT_WORKERS}).")
+def up_cmd(state_dir: Path | None, port: int | None, workers: int | None) -> None:
+    """Start the stack (or reuse it); prints the endpoint URL last."""
+    service = up(state_dir, port=port, workers=workers, progress=notice)
+    notice(
+        f"credentials: user {service.user!r}, password in {service.password_file} (mode 600); "
+        f'export WES_USER={service.user} WES_PASSWORD="$(cat {service.password_file})"'
+    )
+    notice(f"runs and logs in {service.state_dir}")
+    click.echo(service.url)
+
+
+@wes_cli.command("down")
+@_state_option
+def down_cmd(state_dir: Path | None) -> None:
+    """Stop every process of the stack; queued runs wait in Redis for the next `up`."""
+    down(state_dir, progress=notice)
+    notice("WES stack stopped")
+
+
+@wes_cli.command("status")
+@_state_option
+@click.argument("run_id", required=False)
+@_url_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def status_cmd(state_dir: Path | None, run_id: str | None, wes_url: str | None, as_json: bool) -> None:
+    """Without RUN_ID: the local stack (exit 3 unless up). With RUN_ID: that run's state."""
+    if run_id:
+        client = _client(wes_url, state_dir)
+        state = client.status(run_id)
+        click.echo(json.dumps({"run_id": run_id, "state": state}) if as_json else state)
+        return
+    report = status(state_dir)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        for name, pid in report.pids.items():
+            colour = "green" if pid else "red"
+            out.print(f"{name:7} [{colour}]{'up' if pid else 'down':5}[/] pid {pid or '-'}")
+        out.print(f"endpoint {report.url} {'answers' if report.answers else 'does not answer'}")
+        err.print(f"state dir: {report.state_dir}")
+    if not report.up:
+        sys.exit(3)
+
+
+def _client(wes_url: str | None, state_dir: Path | None) -> Any:
+    from ..runners.wes import WesClient, resolve_url
+
+    url = resolve_url(wes_url, state_dir)
+    return WesClient.from_environment(url, state_dir)
+
+
+@wes_cli.command("list")
+@_url_option
+@_state_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def list_cmd(wes_url: str | None, state_dir: Path | None, as_json: bool) -> None:
+    """Every run the endpoint knows, with its state."""
+    runs = list(_client(wes_url, state_dir).list_runs())
+    if as_json:
+        click.echo(json.dumps(runs, indent=2))
+        return
+    for run in runs:
+        click.echo(f"{run['run_id']}\t{run['state']}")
+
+
+@wes_cli.command("logs")
+@click.argument("run_id")
+@_url_option
+@_state_option
+@click.option("--stdout", "which", flag_value="stdout", help="The engine's stdout (the CWL output object).")
+@click.option("--stderr", "which", flag_value="stderr", default=True, help="The engine's log (default).")
+def logs_cmd(run_id: str, wes_url: str | None, state_dir: Path | None, which: str) -> None:
+    """The run's state, command and exit code on stderr, then its log on stdout."""
+    client = _client(wes_url, state_dir)
+    log = client.run_log(run_id)
+    run_log = log.get("run_log") or {}
+    notice(f"{run_id}: {log.get('state')} (exit {run_log.get('exit_code')})")
+    click.echo(client.log_text(run_id, which), nl=False)
+
+
+@wes_cli.command("cancel")
+@click.argument("run_id")
+@_url_option
+@_state_option
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the run is CANCELED.")
+def cancel_cmd(run_id: str, wes_url: str | None, state_dir: Path | None, wait: bool) -> None:
+    """Cancel a run; prints its final state."""
+    client = _client(wes_url, state_dir)
+    client.cancel(run_id)
+    click.echo(client.wait(run_id, timeout=120) if wait else client.status(run_id))
+

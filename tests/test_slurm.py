@@ -1,0 +1,250 @@
+"""Every package through `eopack run --runner toil-slurm` on a real single-node Slurm (marker `slurm`).
+
+Proof that Slurm ran the tools, not Toil's local scheduler: the tool's job appears in the cluster's
+history (`squeue -t all`, kept by MinJobAge) under Toil's job name. Outputs are compared with a cwltool
+run of the same job: same files, same pixels, same STAC apart from timestamps and run paths.
+Wall times of both runs are written to runs/benchmarks/hpc-timings.json (reported, never asserted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+
+from eopack.package import Package, list_packages, short_id
+from eopack.services import slurm
+from eopack_eo_common.stac import validate_tree
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = list_packages(ROOT)
+DEMO_SERVER = "http://127.0.0.1:8765"  # the URL base `make demo` serves images on (convert-url's job)
+TIMINGS: dict[str, dict[str, float]] = {}
+
+
+def eopack(*args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run the real CLI; returns the process and its wall time in seconds."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "EOPACK_ALLOW_PRIVATE_URLS": "1",
+    }
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "eopack", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
+    return proc, time.monotonic() - start
+
+
+def job_for(pkg: Package, folder: Path, image_server: str) -> Path:
+    """The package's default job, with the demo's image server replaced by the test's."""
+    text = pkg.default_job.read_text()
+    if DEMO_SERVER not in text:
+        return pkg.default_job
+    job = folder / f"{pkg.name}.yml"
+    job.write_text(text.replace(DEMO_SERVER, image_server))
+    return job
+
+
+def slurm_jobs() -> dict[str, tuple[str, str]]:
+    """Slurm's job history: id -> (name, state), finished jobs included (MinJobAge keeps them)."""
+    proc = subprocess.run(
+        ["squeue", "-h", "-t", "all", "-o", "%i|%j|%T"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **slurm.client_env()},
+        check=True,
+    )
+    rows = (line.split("|") for line in proc.stdout.splitlines() if line.strip())
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def normalised(value: Any, paths: tuple[str, ...]) -> Any:
+    """A STAC document without what legitimately differs between two runs: timestamps and run paths."""
+    if isinstance(value, dict):
+        return {k: normalised(v, paths) for k, v in value.items() if k not in {"created", "updated"}}
+    if isinstance(value, list):
+        return [normalised(v, paths) for v in value]
+    if isinstance(value, str):
+        for path in paths:
+            value = value.replace(path, "<run>")
+    return value
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    """The two run directories hold the same results: file names, pixels, bytes, STAC."""
+    outs_a = json.loads((a / ".eopack" / "outputs.json").read_text())
+    outs_b = json.loads((b / ".eopack" / "outputs.json").read_text())
+    assert sorted(outs_a) == sorted(outs_b)
+    for key in outs_a:
+        da, db = a / key, b / key
+        files_a = sorted(p.relative_to(da).as_posix() for p in da.rglob("*") if p.is_file())
+        files_b = sorted(p.relative_to(db).as_posix() for p in db.rglob("*") if p.is_file())
+        assert files_a == files_b, key
+        for rel in files_a:
+            fa, fb = da / rel, db / rel
+            if fa.suffix in {".tif", ".tiff"}:
+                with rasterio.open(fa) as ra, rasterio.open(fb) as rb:
+                    assert (ra.crs, ra.transform, ra.shape) == (rb.crs, rb.transform, rb.shape), rel
+                    np.testing.assert_array_equal(ra.read(), rb.read(), err_msg=rel)
+            elif fa.suffix == ".json":
+                paths = (str(a), str(b))
+                assert normalised(json.loads(fa.read_text()), paths) == normalised(
+                    json.loads(fb.read_text()), paths
+                ), rel
+            elif fa.suffix in {".html", ".gz", ".log"}:
+                continue  # reports and archives embed times; their presence is what counts
+            else:
+                assert fa.read_bytes() == fb.read_bytes(), rel
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_timings() -> Iterator[None]:
+    yield
+    if TIMINGS:
+        out = ROOT / "runs" / "benchmarks" / "hpc-timings.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(TIMINGS, indent=2) + "\n")
+
+
+@pytest.mark.parametrize("pkg", PACKAGES, ids=[p.name for p in PACKAGES])
+def test_package_on_slurm_matches_cwltool(
+    pkg: Package, slurm_cluster: slurm.SlurmCluster, tmp_path: Path, image_server: str, sample_catalog: Path
+) -> None:
+    job = job_for(pkg, tmp_path, image_server)
+    ref, t_cwltool = eopack("run", pkg.name, str(job), "--outdir", str(tmp_path / "cwltool"), "-q")
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    before = slurm_jobs()
+    proc, t_slurm = eopack(
+        "run", pkg.name, str(job), "--runner", "toil-slurm", "--outdir", str(tmp_path / "slurm"), "-q"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    TIMINGS[pkg.name] = {"cwltool": round(t_cwltool, 1), "toil-slurm": round(t_slurm, 1)}
+
+    catalog = Path(proc.stdout.strip().splitlines()[-1])
+    assert catalog.is_relative_to(tmp_path / "slurm") and catalog.name == "catalog.json"
+    assert validate_tree(catalog.parent).ok
+    assert_same_outputs(tmp_path / "cwltool", tmp_path / "slurm")
+
+    new = {jid: v for jid, v in slurm_jobs().items() if jid not in before}
+    tools = [short_id(t.get("id", "")) for t in pkg.tools]
+    ran = [name for name, state in new.values() if state == "COMPLETED"]
+    for tool in tools:
+        assert any(name.startswith("toil_job_") and name.endswith(tool) for name in ran), (tool, new)
+    meta = tmp_path / "slurm" / ".eopack"
+    assert (meta / "toil.log").exists() and any((meta / "batch-logs").iterdir())
+    assert not (meta / "jobstore").exists()  # Toil cleans the job store of a successful run
+
+
+def test_failing_package_surfaces_the_tool_error(slurm_cluster: slurm.SlurmCluster, tmp_path: Path) -> None:
+    before = slurm_jobs()
+    proc, _ = eopack(
+        "run",
+        "ndvi",
+        str(ROOT / "tests/workflows/ndvi/bad-bbox.yml"),
+        "--runner",
+        "toil-slurm",
+        "--outdir",
+        str(tmp_path / "run"),
+        "-q",
+        "--",
+        "--retryCount",
+        "0",
+    )
+    assert proc.returncode == 1
+    assert (
+        "ndvi: error: bbox must be west,south,east,north with west < east and south < north; "
+        "got '11.5,46.5,11.4,46.6'" in proc.stderr
+    )
+    assert "ndvi failed on toil-slurm (exit 1)" in proc.stderr
+    assert proc.stdout == ""
+    assert not (tmp_path / "run" / "ndvi_results").exists()
+    new = [
+        state
+        for jid, (name, state) in slurm_jobs().items()
+        if jid not in before and name.endswith("ndvi-tool")
+    ]
+    assert new == ["FAILED"]
+    # The job store is kept for a restart, and a plain rerun is told so in one line.
+    again, _ = eopack(
+        "run", "ndvi", str(ROOT / "tests/workflows/ndvi/bad-bbox.yml"), "--runner", "toil-slurm",
+        "--outdir", str(tmp_path / "run"), "-q",
+    )  # fmt: skip
+    assert again.returncode == 1
+    assert "holds the job store of an unfinished Toil run. Resume it with `-- --restart`" in again.stderr
+
+
+def _leader_pid(outdir: Path) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "toil-cwl-runner" in cmdline and str(outdir) in cmdline:
+            return int(entry.name)
+    return None
+
+
+def test_restart_after_the_leader_dies_resumes_from_the_job_store(
+    slurm_cluster: slurm.SlurmCluster, tmp_path: Path, sample_catalog: Path
+) -> None:
+    outdir = tmp_path / "run"
+    job = ROOT / "app-packages/ndvi/examples/default.yml"
+    cmd = [sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--runner", "toil-slurm"]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    first = subprocess.Popen(
+        [*cmd, "--outdir", str(outdir), "-q"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if any(n.endswith("ndvi-tool") and s == "RUNNING" for n, s in slurm_jobs().values()):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the ndvi job never started on Slurm")
+        leader = _leader_pid(outdir)
+        assert leader is not None
+        os.kill(leader, signal.SIGKILL)  # the leader dies mid-run; its Slurm job is left behind
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode != 0 and "ndvi killed on toil-slurm" in stderr
+    assert (outdir / ".eopack" / "jobstore").is_dir()
+    assert not (outdir / "ndvi_results").exists()
+
+    proc, _ = eopack(
+        "run", "ndvi", str(job), "--runner", "toil-slurm", "--outdir", str(outdir), "-q", "--", "--restart"
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    log = (outdir / ".eopack" / "toil.log").read_text()
+    assert " --restart " in log.splitlines()[0]
+    assert "Creating root job" not in log and "Importing input files" not in log  # resumed
+    assert validate_tree(outdir / "ndvi_results").ok
+    assert len(list((outdir / "ndvi_results").glob("ndvi-*/ndvi.tif"))) == 6
