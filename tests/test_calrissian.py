@@ -50,7 +50,9 @@ SEED_003_OPTIONS = {
 def dry_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`eopack run cloudless-mosaic --runner calrissian --dry-run` (the acceptance command)."""
     out = tmp_path_factory.mktemp("calrissian") / "run"
-    result = CliRunner().invoke(cli, ["run", APP, "--runner", "calrissian", "--dry-run", "--outdir", str(out)])
+    result = CliRunner().invoke(
+        cli, ["run", APP, "--runner", "calrissian", "--dry-run", "--outdir", str(out)]
+    )
     assert result.exit_code == 0, result.output
     return out / ".eopack"
 
@@ -78,7 +80,11 @@ def test_command_line_is_seed_003s(dry_run: Path) -> None:
     options = _options(command)
     assert list(options) == list(SEED_003_OPTIONS)  # every option of the seed, in the seed's order
     # Same layout on the PVC; caps from the package (largest tool ramMax/coresMax); a tool identity.
-    same = {k: v for k, v in SEED_003_OPTIONS.items() if k not in ("--max-ram", "--max-cores", "--pod-serviceaccount")}
+    same = {
+        k: v
+        for k, v in SEED_003_OPTIONS.items()
+        if k not in ("--max-ram", "--max-cores", "--pod-serviceaccount")
+    }
     assert {k: options[k] for k in same} == same
     assert (options["--max-ram"], options["--max-cores"]) == ("8G", "4")
     assert options["--pod-serviceaccount"] == "calrissian-tools"
@@ -104,13 +110,17 @@ def test_job_runs_the_same_command_with_the_job_order_configmap(dry_run: Path) -
     assert args[entry + 1 :] == ["/etc/calrissian/input/job.yml"]
     for option in args[:entry]:
         assert option in command
-    order = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-job-order"))
+    order = next(
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-job-order")
+    )
     assert set(order["data"]) == {f"{APP}.cwl", "job.yml"}
     assert YAML(typ="safe").load(order["data"]["job.yml"])["input_catalog"] == {
         "class": "Directory",
         "location": "/calrissian/inputs/input_catalog",
     }
-    gateway = next(o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dask-gateway"))
+    gateway = next(
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dask-gateway")
+    )
     assert json.loads(gateway["data"]["gateway.yaml"]) == {"gateway": {"address": DEFAULT_GATEWAY_URL}}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts["/etc/dask"] == "dask-gateway" and mounts["/calrissian"] == "calrissian-volume"
@@ -138,7 +148,13 @@ def test_rbac_grants_exactly_what_calrissian_calls(dry_run: Path) -> None:
     objects = _manifests(dry_run)
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding", "Secret")]
     role = next(o for o in objects if o["kind"] == "Role")
-    granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    granted = {
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
     assert granted == {
         ("", "pods", "create"), ("", "pods", "get"), ("", "pods", "list"), ("", "pods", "watch"),
         ("", "pods", "delete"), ("", "pods/log", "get"),
@@ -147,7 +163,11 @@ def test_rbac_grants_exactly_what_calrissian_calls(dry_run: Path) -> None:
     assert granted == {(g, r, v) for g, r, verbs in CALRISSIAN_RULES for v in verbs}
     assert not any("*" in str(rule) or rule.get("resourceNames") == [] for rule in role["rules"])
     binding = next(o for o in objects if o["kind"] == "RoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
     job = next(o for o in objects if o["kind"] == "Job")
     pod = job["spec"]["template"]["spec"]
     assert [s["name"] for s in binding["subjects"]] == [pod["serviceAccountName"]]
@@ -193,11 +213,15 @@ def test_flags_parse_to_the_job_order(dry_run: Path) -> None:
     from cwltool.workflow import default_make_tool
 
     pkg = find_package(APP)
-    tool = load_tool(f"{pkg.path.as_uri()}#{APP}", LoadingContext({"construct_tool_object": default_make_tool}))
+    tool = load_tool(
+        f"{pkg.path.as_uri()}#{APP}", LoadingContext({"construct_tool_object": default_make_tool})
+    )
     parser = generate_parser(argparse.ArgumentParser(prog=APP), tool, {}, [], False)
     command = __import__("shlex").split((dry_run / "command.txt").read_text().replace("\\\n", " "))
     flags = command[command.index(f"/etc/calrissian/input/{APP}.cwl#{APP}") + 1 :]
-    parsed = {k: v for k, v in vars(parser.parse_args(flags)).items() if v not in (None, False) and k != "job_order"}
+    parsed = {
+        k: v for k, v in vars(parser.parse_args(flags)).items() if v not in (None, False) and k != "job_order"
+    }
     job = YAML(typ="safe").load((dry_run / "job.yml").read_text())
     parsed["input_catalog"] = {k: parsed["input_catalog"][k] for k in ("class", "location")}
     parsed["input_catalog"]["location"] = parsed["input_catalog"]["location"].removeprefix("file://")
@@ -215,7 +239,15 @@ def test_dry_run_is_refused_by_runners_without_it() -> None:
 def test_without_a_cluster_the_error_is_one_actionable_line(tmp_path: Path) -> None:
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "missing-kubeconfig")}
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "eopack"), "run", APP, "--runner", "calrissian", "--outdir", str(tmp_path / "r")],
+        [
+            str(Path(sys.executable).parent / "eopack"),
+            "run",
+            APP,
+            "--runner",
+            "calrissian",
+            "--outdir",
+            str(tmp_path / "r"),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -239,7 +271,11 @@ def test_gateway_and_runner_options_pass_through() -> None:
     assert the_plan.spec.namespace == "eo"
     assert all(o["metadata"].get("namespace") in (None, "eo") for o in the_plan.objects)
     opts = _options(the_plan.command)
-    assert (opts["--max-ram"], opts["--max-cores"], opts["--dask-gateway-url"]) == ("16G", "8", "http://gw.dask.svc:80")
+    assert (opts["--max-ram"], opts["--max-cores"], opts["--dask-gateway-url"]) == (
+        "16G",
+        "8",
+        "http://gw.dask.svc:80",
+    )
     assert "--debug" in the_plan.command[: the_plan.command.index(f"/etc/calrissian/input/{APP}.cwl#{APP}")]
 
 
@@ -291,14 +327,18 @@ PARSE = textwrap.dedent(
 def test_command_line_round_trips_through_calrissians_parser(dry_run: Path) -> None:
     python = isolated_venv("calrissian-0.18.1", [CALRISSIAN_PIN])
     command = __import__("shlex").split((dry_run / "command.txt").read_text().replace("\\\n", " "))
-    proc = subprocess.run([str(python), "-c", PARSE, *command[1:]], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(python), "-c", PARSE, *command[1:]], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     found = json.loads(proc.stdout)
     args = found["args"]
     assert found["added"] == ["--dask-gateway-url"]  # 0.18.1 has everything but the Dask option
     assert args["max_ram"] == "8G" and args["max_cores"] == "4"
     assert args["tmp_outdir_prefix"] == "/calrissian/tmp/" and args["outdir"] == "/calrissian/results"
-    assert args["usage_report"] == "/calrissian/usage.json" and args["tool_logs_basepath"] == "/calrissian/logs"
+    assert (
+        args["usage_report"] == "/calrissian/usage.json" and args["tool_logs_basepath"] == "/calrissian/logs"
+    )
     assert args["stdout"] == "/calrissian/results.json" and args["stderr"] == "/calrissian/app.log"
     assert args["pod_serviceaccount"] == "calrissian-tools"
     assert args["dask_gateway_url"] == DEFAULT_GATEWAY_URL

@@ -8,8 +8,10 @@ Wall times of both runs are written to runs/benchmarks/hpc-timings.json (reporte
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,15 +79,33 @@ def slurm_jobs() -> dict[str, tuple[str, str]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
+# Where engines stage inputs: cwltool's container mounts (/var/lib/cwl/stg<uuid>), temp dirs.
+STAGING = re.compile(r"/var/lib/cwl/stg[0-9a-f-]+|/tmp/[^\s\"]*?/(?=sample)|tmp[a-z0-9_]{8}")
+
+
+def is_wall_clock(value: Any) -> bool:
+    """True for an ISO timestamp of the last day: the time of the run, not of the data."""
+    try:
+        when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return when.tzinfo is not None and abs(dt.datetime.now(dt.UTC) - when) < dt.timedelta(days=1)
+
+
 def normalised(value: Any, paths: tuple[str, ...]) -> Any:
     """A STAC document without what legitimately differs between two runs: timestamps and run paths."""
     if isinstance(value, dict):
-        return {k: normalised(v, paths) for k, v in value.items() if k not in {"created", "updated"}}
+        return {
+            k: "<now>" if is_wall_clock(v) else normalised(v, paths)
+            for k, v in value.items()
+            if k not in {"created", "updated"}
+        }
     if isinstance(value, list):
         return [normalised(v, paths) for v in value]
     if isinstance(value, str):
         for path in paths:
             value = value.replace(path, "<run>")
+        value = STAGING.sub("<staged>", value)
     return value
 
 

@@ -127,7 +127,11 @@ def rbac(spec: JobSpec) -> list[dict[str, Any]]:
         "subjects": [{"kind": "ServiceAccount", "name": spec.service_account, "namespace": spec.namespace}],
     }
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(spec, spec.service_account, run=False)},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(spec, spec.service_account, run=False),
+        },
         {
             # The tool pods' identity: no Role, no token; a tool has no business with the API.
             "apiVersion": "v1",

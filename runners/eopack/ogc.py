@@ -61,7 +61,9 @@ def describe(pkg: Package) -> dict[str, Any]:
     process = load_document_by_uri(f"{pkg.path.resolve().as_uri()}#{pkg.name}")
     converter = BaseCWLtypes2OGCConverter(process)
     inputs = json.loads(json.dumps(converter.get_inputs()))
-    defaults = {short_id(i["id"]): i["default"] for i in as_list(pkg.workflow.get("inputs"), "id") if "default" in i}
+    defaults = {
+        short_id(i["id"]): i["default"] for i in as_list(pkg.workflow.get("inputs"), "id") if "default" in i
+    }
     for key, spec in inputs.items():
         if key in defaults:
             spec["minOccurs"] = 0
@@ -136,23 +138,32 @@ class OgcClient:
     def _url(self, path: str) -> str:
         return urljoin(self.endpoint, path.lstrip("/"))
 
-    def _request(self, what: str, method: str, path: str, ok: tuple[int, ...], **kwargs: Any) -> requests.Response:
+    def _request(
+        self, what: str, method: str, path: str, ok: tuple[int, ...], **kwargs: Any
+    ) -> requests.Response:
         url = path if path.startswith(("http://", "https://")) else self._url(path)
         try:
             resp = self.session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.RequestException as err:
             raise OgcApiError(
-                what, None, f"{url} did not answer ({type(err).__name__})", "Check --endpoint and the network."
+                what,
+                None,
+                f"{url} did not answer ({type(err).__name__})",
+                "Check --endpoint and the network.",
             ) from None
         if resp.status_code not in ok:
             raise OgcApiError(what, resp.status_code, _detail(resp), _fix(resp.status_code))
         return resp
 
     def processes(self) -> list[dict[str, Any]]:
-        return list(self._request("listing processes", "GET", "processes", (200,)).json().get("processes", []))
+        return list(
+            self._request("listing processes", "GET", "processes", (200,)).json().get("processes", [])
+        )
 
     def process(self, process_id: str) -> dict[str, Any]:
-        return dict(self._request(f"describing {process_id}", "GET", f"processes/{quote(process_id)}", (200,)).json())
+        return dict(
+            self._request(f"describing {process_id}", "GET", f"processes/{quote(process_id)}", (200,)).json()
+        )
 
     def deploy(
         self, process_id: str, href: str | None = None, cwl: Path | None = None, replace: bool = False
@@ -383,7 +394,9 @@ def status_cmd(endpoint: str, token: str | None, user: str | None, password: str
 @_user
 @_password
 @click.argument("job_id")
-def results_cmd(endpoint: str, token: str | None, user: str | None, password: str | None, job_id: str) -> None:
+def results_cmd(
+    endpoint: str, token: str | None, user: str | None, password: str | None, job_id: str
+) -> None:
     """Print the job's results document."""
     _echo(_client(endpoint, token, user, password).results(job_id))
 

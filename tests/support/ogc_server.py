@@ -41,9 +41,7 @@ def _short(value: str) -> str:
 
 def _entries(section: Any) -> list[dict[str, Any]]:
     if isinstance(section, dict):
-        return [
-            {"id": k, **(v if isinstance(v, dict) else {"type": v})} for k, v in section.items()
-        ]
+        return [{"id": k, **(v if isinstance(v, dict) else {"type": v})} for k, v in section.items()]
     return list(section or [])
 
 
@@ -136,7 +134,11 @@ class OgcServer:
             if proc["id"] in procs:
                 return 409, self._exc2("duplicated-process", 409, f"process {proc['id']} exists"), {}
             procs[proc["id"]] = proc
-            return 201, {"processSummary": self._summary(proc)}, {"Location": f"{self.url}/processes/{proc['id']}"}
+            return (
+                201,
+                {"processSummary": self._summary(proc)},
+                {"Location": f"{self.url}/processes/{proc['id']}"},
+            )
         if len(parts) == 2 and parts[0] == "processes":
             pid = parts[1]
             if pid not in procs:
@@ -175,7 +177,7 @@ class OgcServer:
             unit = (json.loads(body or b"{}").get("executionUnit")) or {}
             if unit.get("type") not in ("application/cwl", "application/cwl+yaml") or not unit.get("href"):
                 raise ValueError("executionUnit needs href and type application/cwl")
-            with urllib.request.urlopen(unit["href"], timeout=10) as resp:  # noqa: S310 - test double
+            with urllib.request.urlopen(unit["href"], timeout=10) as resp:
                 text = resp.read().decode()
         elif ctype in ("application/cwl+yaml", "application/cwl"):
             text = body.decode()
@@ -196,10 +198,16 @@ class OgcServer:
             "version": str(cwl.get("s:softwareVersion", "")),
             "jobControlOptions": ["async-execute", "sync-execute"],
             "inputs": {
-                _short(i["id"]): {"title": i.get("label", ""), "minOccurs": 0 if _optional(i) else 1, "maxOccurs": 1}
+                _short(i["id"]): {
+                    "title": i.get("label", ""),
+                    "minOccurs": 0 if _optional(i) else 1,
+                    "maxOccurs": 1,
+                }
                 for i in _entries(flow.get("inputs"))
             },
-            "outputs": {_short(o["id"]): {"title": o.get("label", "")} for o in _entries(flow.get("outputs"))},
+            "outputs": {
+                _short(o["id"]): {"title": o.get("label", "")} for o in _entries(flow.get("outputs"))
+            },
         }
 
     def _execute(self, pid: str, headers: Any, body: bytes) -> tuple[int, Any, dict[str, str]]:
@@ -210,7 +218,9 @@ class OgcServer:
         missing = [k for k, v in proc["inputs"].items() if v["minOccurs"] and k not in inputs]
         unknown = [k for k in inputs if k not in proc["inputs"]]
         if missing or unknown:
-            detail = "; ".join(filter(None, [missing and f"missing {missing}", unknown and f"unknown {unknown}"]))
+            detail = "; ".join(
+                filter(None, [missing and f"missing {missing}", unknown and f"unknown {unknown}"])
+            )
             return 400, self._exc("invalid-parameter", 400, detail), {}
         job_id = f"job-{next(self.state.ids)}"
         fail = "fail" in json.dumps(inputs)
@@ -222,7 +232,10 @@ class OgcServer:
             "fail": fail,
             "message": "tool exited 1" if fail else "",
             "results": {
-                out: {"href": f"https://results.example.org/{job_id}/{out}/catalog.json", "type": "application/json"}
+                out: {
+                    "href": f"https://results.example.org/{job_id}/{out}/catalog.json",
+                    "type": "application/json",
+                }
                 for out in proc["outputs"]
             },
         }
@@ -271,7 +284,9 @@ class OgcServer:
         return {"type": f"{EXC2}/{kind}", "title": kind.replace("-", " "), "status": status, "detail": detail}
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
+    ) -> None:
         h.send_response(status)
         for key, value in (headers or {}).items():
             h.send_header(key, value)

@@ -168,7 +168,9 @@ def _cwltool_validate_main(target: str) -> int:
 
     def register() -> None:
         for version in ("v1.0", "v1.1", "v1.2"):
-            cwltool.process.use_custom_schema(version, "https://calrissian-cwl.github.io/schema", EXTENSION_SCHEMA)
+            cwltool.process.use_custom_schema(
+                version, "https://calrissian-cwl.github.io/schema", EXTENSION_SCHEMA
+            )
         if DASK_REQUIREMENT_IRI not in cwltool.process.supportedProcessRequirements:
             cwltool.process.supportedProcessRequirements.append(DASK_REQUIREMENT_IRI)
 
@@ -381,7 +383,9 @@ class CalrissianRunner:
         cwl.write_text(the_plan.spec.package_cwl)
         error = validate_with_extension(cwl, package.name)
         if error:
-            raise PackageInvalidError(package.name, [f"the Calrissian copy fails cwltool --validate: {error}"])
+            raise PackageInvalidError(
+                package.name, [f"the Calrissian copy fails cwltool --validate: {error}"]
+            )
         (meta / "job.yml").write_text(the_plan.spec.job_yaml)
         (meta / "command.txt").write_text(format_command(the_plan.command))
         manifest_file = meta / "manifests.yaml"
@@ -391,7 +395,9 @@ class CalrissianRunner:
         if the_plan.spec.dask_gateway_url == DEFAULT_GATEWAY_URL:
             notice(f"Dask Gateway {DEFAULT_GATEWAY_URL} (seed 003's); set --dask-gateway-url for yours")
         if self.dry_run or options.print_command:
-            notice(f"dry run: `kubectl apply -f {manifest_file}` runs it; the command is in {meta / 'command.txt'}")
+            notice(
+                f"dry run: `kubectl apply -f {manifest_file}` runs it; the command is in {meta / 'command.txt'}"
+            )
             return RunResult(
                 RunStatus.SUCCEEDED, 0, run_dir, log=manifest_file, command=shlex.join(the_plan.command)
             )
@@ -409,7 +415,13 @@ class _KubectlRun:
     """Apply, stage, follow, fetch: the part only a real cluster exercises."""
 
     def __init__(self, pkg: Package, the_plan: CalrissianPlan, run_dir: Path, manifests: Path, quiet: bool):
-        self.pkg, self.plan, self.run_dir, self.manifests, self.quiet = pkg, the_plan, run_dir, manifests, quiet
+        self.pkg, self.plan, self.run_dir, self.manifests, self.quiet = (
+            pkg,
+            the_plan,
+            run_dir,
+            manifests,
+            quiet,
+        )
         self.ns = the_plan.spec.namespace
         self.name = the_plan.spec.name
         self.log = run_dir / ".eopack" / "calrissian.log"
@@ -418,7 +430,9 @@ class _KubectlRun:
         proc = subprocess.run([kubectl() or "kubectl", "-n", self.ns, *args], capture_output=True, text=True)
         if check and proc.returncode != 0:
             last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise ServiceUnavailableError("Kubernetes", f"`kubectl {' '.join(args[:3])}` failed: {last[0]}", "")
+            raise ServiceUnavailableError(
+                "Kubernetes", f"`kubectl {' '.join(args[:3])}` failed: {last[0]}", ""
+            )
         return proc
 
     def helper_pod(self, suffix: str) -> str:
@@ -469,15 +483,29 @@ class _KubectlRun:
         self.kubectl("apply", "-f", str(job_file))
         notice(f"Job {self.ns}/{self.name} submitted; following its log")
         code = tee_process(
-            [kubectl() or "kubectl", "-n", self.ns, "logs", "-f", f"job/{self.name}", "--pod-running-timeout=10m"],
+            [
+                kubectl() or "kubectl",
+                "-n",
+                self.ns,
+                "logs",
+                "-f",
+                f"job/{self.name}",
+                "--pod-running-timeout=10m",
+            ],
             self.log,
             None,
             self.quiet,
         )
-        done = self.kubectl("wait", "--for=condition=complete", f"job/{self.name}", "--timeout=60s", check=False)
+        done = self.kubectl(
+            "wait", "--for=condition=complete", f"job/{self.name}", "--timeout=60s", check=False
+        )
         if done.returncode != 0 or code != 0:
             return RunResult(
-                RunStatus.FAILED, 1, self.run_dir, errors=tool_errors(self.log, tool_commands(self.pkg)), log=self.log
+                RunStatus.FAILED,
+                1,
+                self.run_dir,
+                errors=tool_errors(self.log, tool_commands(self.pkg)),
+                log=self.log,
             )
         return self.fetch()
 
@@ -487,11 +515,17 @@ class _KubectlRun:
         try:
             self.kubectl("cp", f"{pod}:{PATHS['outdir']}", str(out))
             for key in ("stdout", "usage"):
-                self.kubectl("cp", f"{pod}:{PATHS[key]}", str(self.run_dir / ".eopack" / Path(PATHS[key]).name))
+                self.kubectl(
+                    "cp", f"{pod}:{PATHS[key]}", str(self.run_dir / ".eopack" / Path(PATHS[key]).name)
+                )
         finally:
             self.kubectl("delete", "pod", pod, "--wait=false", check=False)
         raw = json.loads((self.run_dir / ".eopack" / "results.json").read_text() or "{}")
-        text = json.dumps(raw).replace(f"file://{PATHS['outdir']}", out.as_uri()).replace(PATHS["outdir"], str(out))
+        text = (
+            json.dumps(raw)
+            .replace(f"file://{PATHS['outdir']}", out.as_uri())
+            .replace(PATHS["outdir"], str(out))
+        )
         outputs, catalog = collect_outputs(self.pkg, json.loads(text), self.run_dir)
         shutil.rmtree(out, ignore_errors=True)
         return RunResult(RunStatus.SUCCEEDED, 0, self.run_dir, outputs, catalog, log=self.log)

@@ -1,0 +1,328 @@
+"""The Toil WES stack (wes/) and the WES runner, end to end on loopback (issue 11).
+
+Every test talks to a real stack: Redis, Celery workers, ``toil server`` 9.3.0 and nginx with
+basic auth (the ``wes_service`` fixture; the restart test starts its own one-slot stack). Runs use
+``--no-container`` so they run the tools of the workspace venv, like the cwltool reference runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eopack.package import Package, list_packages
+from eopack.runners import RunOptions, RunStatus, get_runner
+from eopack.runners.base import RunResult, load_job, prepare
+from eopack.runners.wes import WesAuthError, WesClient, engine_parameters, split_options
+from eopack.sample_data import ensure_for_job
+from eopack.services import _proc, wes
+
+pytestmark = pytest.mark.wes
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = {p.name: p for p in list_packages(ROOT)}
+VOLATILE_SUFFIXES = (".html", ".tar", ".tar.gz", ".tgz", ".log")  # timings, mtimes
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def client_for(service: wes.WesService) -> WesClient:
+    return WesClient(service.url, (service.user, service.password_file.read_text().strip()))
+
+
+@pytest.fixture
+def wes_env(wes_service: wes.WesService, monkeypatch: pytest.MonkeyPatch) -> wes.WesService:
+    """Credentials the way users give them: WES_USER/WES_PASSWORD."""
+    monkeypatch.setenv("WES_USER", wes_service.user)
+    monkeypatch.setenv("WES_PASSWORD", wes_service.password_file.read_text().strip())
+    return wes_service
+
+
+def job_for(package: Package, tmp: Path, image_server: str) -> Path:
+    """The package's default job; convert-url's points at the session's loopback image server."""
+    if package.name == "convert-url":
+        path = tmp / "convert-url.yml"
+        path.write_text(f"fn: resize\nurl: {image_server}/sample-rgb.png\nsize: 50%\n")
+        return path
+    ensure_for_job(load_job(package.default_job))
+    return package.default_job
+
+
+def tree(folder: Path) -> dict[str, str]:
+    """Relative path -> sha256 (JSON canonicalised; volatile files by name only)."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = str(path.relative_to(folder))
+        if path.name.endswith(VOLATILE_SUFFIXES):
+            found[rel] = "volatile"
+        elif path.suffix == ".json":
+            found[rel] = hashlib.sha256(json.dumps(json.loads(path.read_text()), sort_keys=True).encode()).hexdigest()
+        else:
+            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def run(package: Package, runner: str, job: Path, outdir: Path, *extra: str) -> RunResult:
+    options = RunOptions(outdir=outdir, no_container=True, quiet=True, extra_args=list(extra),
+                         env={"EOPACK_ALLOW_PRIVATE_URLS": "1"})
+    return get_runner(runner).run(package, job, options)
+
+
+def slow_job(tmp: Path, image_server: str, tag: str, seconds: int = 120) -> Path:
+    """A convert-url job whose download stalls ``seconds``: a run that is RUNNING for a while."""
+    path = tmp / f"slow-{tag}.yml"
+    path.write_text(f"fn: resize\nurl: '{image_server}/slow.png?s={seconds}&tag={tag}'\nsize: 50%\ntimeout: {seconds + 60}\n")
+    return path
+
+
+def submit(client: WesClient, package: Package, job: Path, outdir: Path, **params: str | None) -> str:
+    """Submit the way the runner does (run copy + job as attachments), without waiting."""
+    prepared = prepare(package, job, RunOptions(outdir=outdir, no_container=True, quiet=True))
+    return client.submit(
+        [(prepared.cwl.name, prepared.cwl.read_bytes()), ("job.yml", prepared.job_file.read_bytes())],
+        f"{prepared.cwl.name}#{package.name}",
+        prepared.job,
+        {"--no-container": None, **params},
+    )
+
+
+def processes_with(text: str) -> list[_proc.ProcInfo]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            info = _proc.proc_info(int(entry.name))
+            if info is not None and text in info.cmdline and "pytest" not in info.cmdline:
+                found.append(info)
+    return found
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    assert _proc.wait_until(predicate, timeout, interval=0.5), f"timed out after {timeout:.0f} s waiting for {what}"
+
+
+# ------------------------------------------------------------------ unit: option handling, config
+
+
+def test_engine_parameters_and_our_options_are_split() -> None:
+    ours, rest = split_options(["--wes-url", "http://h/ga4gh/wes/v1", "--", "--batchSystem=slurm", "--retryCount", "2", "--logDebug"])
+    assert ours == {"wes-url": "http://h/ga4gh/wes/v1"}
+    assert engine_parameters(rest) == {"--batchSystem": "slurm", "--retryCount": "2", "--logDebug": None}
+
+
+def test_server_pin_matches_the_requirements_file() -> None:
+    assert f"toil[cwl,server]=={wes.SERVER_TOIL}" in (ROOT / "wes" / "requirements-server.txt").read_text()
+
+
+# ------------------------------------------------------------------ every package via WES == cwltool
+
+
+@pytest.fixture(scope="module")
+def every_package(wes_service: wes.WesService, image_server: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[RunResult, RunResult, float]]:
+    """Each package once via WES and once with cwltool, all at the same time (bounded wall time)."""
+    tmp = tmp_path_factory.mktemp("every")
+    os.environ["WES_USER"] = wes_service.user
+    os.environ["WES_PASSWORD"] = wes_service.password_file.read_text().strip()
+    try:
+        def both(name: str) -> tuple[RunResult, RunResult, float]:
+            package = PACKAGES[name]
+            job = job_for(package, tmp, image_server)
+            started = time.monotonic()
+            via_wes = run(package, "wes", job, tmp / name / "wes", "--wes-url", wes_service.url)
+            took = time.monotonic() - started
+            reference = run(package, "cwltool", job, tmp / name / "cwltool")
+            return via_wes, reference, took
+
+        for name in PACKAGES:  # sample data is generated once, before the threads
+            job_for(PACKAGES[name], tmp, image_server)
+        with ThreadPoolExecutor(len(PACKAGES)) as pool:
+            return dict(zip(PACKAGES, pool.map(both, PACKAGES), strict=True))
+    finally:
+        os.environ.pop("WES_USER", None)
+        os.environ.pop("WES_PASSWORD", None)
+
+
+@pytest.mark.parametrize("app", sorted(PACKAGES))
+def test_every_package_completes_via_wes_with_the_cwltool_outputs(app: str, every_package: dict[str, tuple[RunResult, RunResult, float]]) -> None:
+    via_wes, reference, took = every_package[app]
+    assert reference.ok, reference.errors
+    assert via_wes.ok, via_wes.errors
+    record = json.loads((via_wes.run_dir / ".eopack" / "wes-run-log.json").read_text())
+    assert record["state"] == "COMPLETE"
+    assert via_wes.catalog is not None and via_wes.catalog.exists()
+    for key, value in reference.outputs.items():
+        if isinstance(value, dict) and value.get("class") == "Directory":
+            assert tree(via_wes.run_dir / key) == tree(reference.run_dir / key), f"{app}: output {key} differs"
+    print(f"{app}: submit->COMPLETE via WES {took:.1f} s")
+
+
+# ------------------------------------------------------------------ failures, auth, cancel
+
+
+def test_a_failing_package_is_executor_error_with_the_tool_line_in_logs(wes_env: wes.WesService, image_server: str, tmp_path: Path) -> None:
+    job = tmp_path / "bad.yml"
+    job.write_text(f"fn: resize\nurl: {image_server}/missing\nsize: 50%\n")
+    result = run(PACKAGES["convert-url"], "wes", job, tmp_path / "run", "--wes-url", wes_env.url)
+    assert result.status is RunStatus.FAILED
+    assert any(line.startswith("convert-url: error: cannot download") for line in result.errors), result.errors
+    run_id = json.loads((tmp_path / "run" / ".eopack" / "wes-run.json").read_text())["run_id"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "eopack", "wes", "logs", run_id, "--wes-url", wes_env.url],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "EXECUTOR_ERROR" in proc.stderr
+    assert "convert-url: error: cannot download" in proc.stdout
+    assert wes_env.password_file.read_text().strip() not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("password", [None, "wrong"])
+def test_no_or_wrong_credentials_get_401_and_a_clear_error(wes_service: wes.WesService, password: str | None, tmp_path: Path) -> None:
+    import requests
+
+    auth = None if password is None else (wes_service.user, password)
+    raw = requests.get(wes_service.url + "/service-info", auth=auth, timeout=10)
+    assert raw.status_code == 401
+    with pytest.raises(WesAuthError) as caught:
+        WesClient(wes_service.url, auth).list_runs().__next__()
+    assert caught.value.status == 401
+    assert ("no credentials were sent" if password is None else "were refused") in str(caught.value)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WES_")}
+    env.update({"NETRC": str(tmp_path / "none"), "EOPACK_WES_STATE_DIR": str(tmp_path)})
+    if password:
+        env.update({"WES_USER": wes_service.user, "WES_PASSWORD": password})
+    proc = subprocess.run([sys.executable, "-m", "eopack", "wes", "list", "--wes-url", wes_service.url],
+                          capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 1
+    assert "HTTP 401" in proc.stderr and "WES_USER" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_netrc_credentials_are_used(wes_service: wes.WesService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine 127.0.0.1 login {wes_service.user} password {wes_service.password_file.read_text().strip()}\n")
+    netrc.chmod(0o600)
+    monkeypatch.delenv("WES_USER", raising=False)
+    monkeypatch.delenv("WES_PASSWORD", raising=False)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("EOPACK_WES_STATE_DIR", str(tmp_path))
+    assert WesClient.from_environment(wes_service.url).service_info()["workflow_type_versions"]["CWL"]
+
+
+def test_cancel_of_a_running_job_is_canceled_and_its_processes_are_gone(wes_service: wes.WesService, image_server: str, tmp_path: Path) -> None:
+    client = client_for(wes_service)
+    tag = uuid.uuid4().hex
+    run_id = submit(client, PACKAGES["convert-url"], slow_job(tmp_path, image_server, tag), tmp_path / "run")
+    wait_for(lambda: client.status(run_id) == "RUNNING" and bool(processes_with(tag)), 90, "the tool to start")
+    assert any("convert-url" in p.cmdline for p in processes_with(tag))
+    proc = subprocess.run(
+        [sys.executable, "-m", "eopack", "wes", "cancel", run_id, "--wes-url", wes_service.url],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "WES_USER": wes_service.user, "WES_PASSWORD": wes_service.password_file.read_text().strip()},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "CANCELED"
+    wait_for(lambda: not processes_with(tag) and not processes_with(run_id), 30, "the run's processes to exit")
+
+
+# ------------------------------------------------------------------ WES -> Slurm
+
+
+def test_wes_runs_on_slurm(slurm_cluster: Any, wes_env: wes.WesService, image_server: str, tmp_path: Path) -> None:
+    job = job_for(PACKAGES["convert-url"], tmp_path, image_server)
+    result = run(PACKAGES["convert-url"], "wes", job, tmp_path / "run", "--wes-url", wes_env.url, "--batchSystem=slurm")
+    assert result.ok, result.errors
+    log = json.loads((tmp_path / "run" / ".eopack" / "wes-run-log.json").read_text())
+    assert "--batchSystem=slurm" in " ".join(log["run_log"]["cmd"])
+    assert "slurm" in (tmp_path / "run" / ".eopack" / "wes.log").read_text().lower()
+    assert (result.run_dir / "converted_image" / "catalog.json").exists()
+
+
+# ------------------------------------------------------------------ restart
+
+
+@pytest.fixture
+def one_slot_stack(image_server: str) -> Iterator[tuple[Path, wes.WesService]]:
+    from conftest import start_wes_stack  # type: ignore[import-not-found]
+
+    os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = "1"
+    try:
+        state_dir, service = start_wes_stack("eopack-wes-restart-", workers=1)
+    finally:
+        os.environ.pop("EOPACK_ALLOW_PRIVATE_URLS", None)
+    try:
+        yield state_dir, service
+    finally:
+        wes.down(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_restart_keeps_the_queued_run_and_settles_the_running_one(one_slot_stack: tuple[Path, wes.WesService], image_server: str, tmp_path: Path) -> None:
+    state_dir, service = one_slot_stack
+    client = client_for(service)
+    tag = uuid.uuid4().hex
+    running = submit(client, PACKAGES["convert-url"], slow_job(tmp_path, image_server, tag, 300), tmp_path / "a")
+    wait_for(lambda: client.status(running) == "RUNNING" and bool(processes_with(tag)), 90, "the first run to start")
+    queued = submit(client, PACKAGES["convert-url"], job_for(PACKAGES["convert-url"], tmp_path, image_server), tmp_path / "b")
+    time.sleep(2)
+    assert client.status(queued) == "QUEUED"
+
+    wes.down(state_dir)
+    assert not processes_with(tag), "the interrupted run's tool survived the stop"
+    os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = "1"
+    try:
+        service = wes.up(state_dir)
+    finally:
+        os.environ.pop("EOPACK_ALLOW_PRIVATE_URLS", None)
+    client = client_for(service)
+
+    assert client.status(running) == "SYSTEM_ERROR"
+    assert "set to SYSTEM_ERROR" in client.log_text(running)
+    assert client.wait(queued, timeout=120) == "COMPLETE"
+    states = {r["run_id"]: r["state"] for r in client.list_runs()}
+    assert states == {running: "SYSTEM_ERROR", queued: "COMPLETE"}
+
+
+# ------------------------------------------------------------------ load
+
+
+def test_twenty_concurrent_runs_all_finish_none_lost(wes_service: wes.WesService, image_server: str, tmp_path: Path) -> None:
+    client = client_for(wes_service)
+    package = PACKAGES["convert-url"]
+    job = job_for(package, tmp_path, image_server)
+    before = {r["run_id"] for r in client.list_runs()}
+    started = time.monotonic()
+    with ThreadPoolExecutor(20) as pool:
+        ids = list(pool.map(lambda i: submit(client, package, job, tmp_path / f"r{i}"), range(20)))
+    submitted = time.monotonic() - started
+    assert len(set(ids)) == 20
+    finals: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def follow(run_id: str) -> None:
+        state = client.wait(run_id, timeout=300, poll=2)
+        with lock:
+            finals[run_id] = state
+
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(follow, ids))
+    took = time.monotonic() - started
+    assert finals == dict.fromkeys(ids, "COMPLETE")
+    listed = {r["run_id"]: r["state"] for r in client.list_runs()}
+    assert set(ids) <= set(listed) and not (set(ids) & before)
+    print(f"20 runs: submitted in {submitted:.1f} s, all COMPLETE after {took:.1f} s")
