@@ -40,7 +40,7 @@ def test_deploy_by_reference_execute_poll_results_undeploy(server: OgcServer, cl
     pkg = find_package("convert-url")
     location = client.deploy("convert-url", href=pkg.path.as_uri())
     assert location == f"{server.url}/processes/convert-url"
-    method, path, headers, body = server.state.requests[-1]
+    method, _, headers, body = server.state.requests[-1]
     assert (method, headers["Content-Type"]) == ("POST", "application/json")
     assert json.loads(body) == {"executionUnit": {"href": pkg.path.as_uri(), "type": "application/cwl"}}
     assert headers["Authorization"] == "Bearer s3cret"
@@ -69,7 +69,7 @@ def test_deploy_by_reference_execute_poll_results_undeploy(server: OgcServer, cl
 def test_deploy_inline_cwl_and_conflicts(server: OgcServer, client: OgcClient) -> None:
     pkg = find_package("ndvi")
     client.deploy("ndvi", cwl=pkg.path)
-    method, path, headers, body = server.state.requests[-1]
+    _, path, headers, body = server.state.requests[-1]
     assert headers["Content-Type"] == "application/cwl+yaml" and path.endswith("/processes?w=ndvi")
     assert body == pkg.path.read_bytes()
     with pytest.raises(OgcApiError) as twice:

@@ -80,7 +80,7 @@ def slurm_jobs() -> dict[str, tuple[str, str]]:
 
 
 # Where engines stage inputs: cwltool's container mounts (/var/lib/cwl/stg<uuid>), temp dirs.
-STAGING = re.compile(r"/var/lib/cwl/stg[0-9a-f-]+|/tmp/[^\s\"]*?/(?=sample)|tmp[a-z0-9_]{8}")
+STAGING = re.compile(r"/var/lib/cwl/stg[0-9a-f-]+|tmp[a-z0-9_]{8}")
 
 
 def is_wall_clock(value: Any) -> bool:

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -221,7 +222,7 @@ def test_netrc_credentials_are_used(wes_service: wes.WesService, tmp_path: Path,
     monkeypatch.delenv("WES_PASSWORD", raising=False)
     monkeypatch.setenv("NETRC", str(netrc))
     monkeypatch.setenv("EOPACK_WES_STATE_DIR", str(tmp_path))
-    assert WesClient.from_environment(wes_service.url).service_info()["workflow_type_versions"]["CWL"]
+    assert WesClient.from_environment(wes_service.url).service_info()["version"] == wes.SERVER_TOIL
 
 
 def test_cancel_of_a_running_job_is_canceled_and_its_processes_are_gone(wes_service: wes.WesService, image_server: str, tmp_path: Path) -> None:
@@ -257,12 +258,14 @@ def test_wes_runs_on_slurm(slurm_cluster: Any, wes_env: wes.WesService, image_se
 
 
 @pytest.fixture
-def one_slot_stack(image_server: str) -> Iterator[tuple[Path, wes.WesService]]:
-    from conftest import start_wes_stack  # type: ignore[import-not-found]
-
+def one_slot_stack(wes_service: wes.WesService) -> Iterator[tuple[Path, wes.WesService]]:
+    state_dir = Path(tempfile.mkdtemp(prefix="eopack-wes-restart-"))
     os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = "1"
     try:
-        state_dir, service = start_wes_stack("eopack-wes-restart-", workers=1)
+        service = wes.up(state_dir, port=_proc.free_port(), workers=1)
+    except BaseException:
+        wes.down(state_dir)
+        raise
     finally:
         os.environ.pop("EOPACK_ALLOW_PRIVATE_URLS", None)
     try:

@@ -186,7 +186,7 @@ def job(spec: JobSpec) -> dict[str, Any]:
     mounts: list[dict[str, Any]] = [
         {"name": "calrissian-volume", "mountPath": MOUNT},
         {"name": "job-order", "mountPath": INPUT_MOUNT, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - a private emptyDir
     ]
     volumes: list[dict[str, Any]] = [
         {"name": "calrissian-volume", "persistentVolumeClaim": {"claimName": f"{spec.name}-pvc"}},
@@ -206,7 +206,7 @@ def job(spec: JobSpec) -> dict[str, Any]:
             {"name": "CALRISSIAN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
             {"name": "CALRISSIAN_DELETE_PODS", "value": "true"},
             # It reads ~/.calrissian/default.json; HOME must be writable with a read-only root.
-            {"name": "HOME", "value": "/tmp"},
+            {"name": "HOME", "value": "/tmp"},  # noqa: S108 - the emptyDir above
         ],
         "resources": {"requests": dict(spec.requests), "limits": dict(spec.limits)},
         "volumeMounts": mounts,

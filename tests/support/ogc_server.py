@@ -218,9 +218,8 @@ class OgcServer:
         missing = [k for k, v in proc["inputs"].items() if v["minOccurs"] and k not in inputs]
         unknown = [k for k in inputs if k not in proc["inputs"]]
         if missing or unknown:
-            detail = "; ".join(
-                filter(None, [missing and f"missing {missing}", unknown and f"unknown {unknown}"])
-            )
+            parts = ([f"missing {missing}"] if missing else []) + ([f"unknown {unknown}"] if unknown else [])
+            detail = "; ".join(parts)
             return 400, self._exc("invalid-parameter", 400, detail), {}
         job_id = f"job-{next(self.state.ids)}"
         fail = "fail" in json.dumps(inputs)

@@ -97,7 +97,7 @@ $graph:
 PATHS = {
     "stdout": f"{MOUNT}/results.json",
     "stderr": f"{MOUNT}/app.log",
-    "tmp": f"{MOUNT}/tmp/",
+    "tmp": f"{MOUNT}/tmp/",  # noqa: S108 - on the PVC, not the host
     "outdir": f"{MOUNT}/results",
     "usage": f"{MOUNT}/usage.json",
     "logs": f"{MOUNT}/logs",
