@@ -47,6 +47,11 @@ $graph:
         label: Network timeout
         doc: Seconds to wait when connecting and between received bytes.
         type: float?
+      dask_report:
+        label: Dask performance report
+        doc: Also write dask-report.html (distributed.performance_report).
+        type: boolean
+        default: false
     outputs:
       converted_image:
         label: Converted image with STAC
@@ -64,6 +69,7 @@ $graph:
           size: size
           max_bytes: max_bytes
           timeout: timeout
+          dask_report: dask_report
         out: [results]
 
   - class: CommandLineTool
@@ -123,6 +129,12 @@ $graph:
         type: float?
         inputBinding:
           prefix: --timeout
+      dask_report:
+        label: Dask performance report
+        doc: Write dask-report.html.
+        type: boolean
+        inputBinding:
+          prefix: --dask-report
     outputs:
       results:
         label: Results folder

@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", required=True, help="'50%%' or WIDTHxHEIGHT, e.g. 640x480")
     parser.add_argument("--max-bytes", type=int, default=100 * 1024**2, help="download size limit (bytes)")
     parser.add_argument("--timeout", type=float, default=30.0, help="connect/read timeout (seconds)")
+    parser.add_argument("--dask-report", action="store_true", help="write dask-report.html")
     parser.add_argument("--outdir", type=Path, default=Path("."), help="where the results go (default: .)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -33,7 +34,13 @@ def _body(argv: Sequence[str] | None) -> None:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
     catalog = convert(
-        args.url, args.fn, args.size, args.outdir, max_bytes=args.max_bytes, timeout=args.timeout
+        args.url,
+        args.fn,
+        args.size,
+        args.outdir,
+        max_bytes=args.max_bytes,
+        timeout=args.timeout,
+        dask_report=args.dask_report,
     )
     print(catalog)
 

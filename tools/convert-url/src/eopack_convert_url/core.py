@@ -26,7 +26,7 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.warp import transform_bounds
 
-from eopack_eo_common.dask_cluster import dask_client
+from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.download import fetch
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
@@ -255,7 +255,16 @@ def _make_item(
     return item
 
 
-def convert(url: str, fn: str, size_text: str, outdir: Path, *, max_bytes: int, timeout: float) -> Path:
+def convert(
+    url: str,
+    fn: str,
+    size_text: str,
+    outdir: Path,
+    *,
+    max_bytes: int,
+    timeout: float,
+    dask_report: bool = False,
+) -> Path:
     """Run convert-url end to end into ``outdir``; return the path of ``catalog.json``."""
     if fn not in FUNCTIONS:
         raise ToolInputError(f"fn {fn!r} is not supported; use one of: {', '.join(sorted(FUNCTIONS))}")
@@ -268,7 +277,8 @@ def convert(url: str, fn: str, size_text: str, outdir: Path, *, max_bytes: int, 
         fmt = _identify(got.path, got.content_type)
         item_dir = stage / item_id
         item_dir.mkdir()
-        with dask_client() as client:
+        report = stage / "dask-report.html" if dask_report else None
+        with dask_client() as client, performance_report(report):
             image, info = FUNCTIONS[fn](got.path, item_dir, item_id, fmt, size, client)
         log.info("%s %s: %s -> %s", fn, size_text, got.url, image.name)
         got.path.unlink()
