@@ -10,7 +10,7 @@ export UV_NATIVE_TLS ?= 1
 UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.cache/uv/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup demo test lint clean stac-up stac-down gateway-up gateway-down slurm-up slurm-down
+.PHONY: help setup demo test lint clean stac-up stac-down gateway-up gateway-down wes-up wes-down slurm-up slurm-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -47,6 +47,12 @@ gateway-up: setup ## Start a local Dask Gateway (state in runs/services/gateway)
 
 gateway-down: ## Stop the local Dask Gateway and every cluster it runs
 	$(RUN) eopack gateway down
+
+wes-up: setup ## Start the local Toil WES endpoint (redis, celery, toil server, nginx auth); prints its URL
+	$(RUN) eopack wes up
+
+wes-down: ## Stop the local Toil WES endpoint (queued runs wait in Redis for the next wes-up)
+	$(RUN) eopack wes down
 
 bench: setup ## Run the benchmarks (JSON + plot in benchmarks/results/)
 	$(RUN) python benchmarks/run.py

@@ -8,6 +8,7 @@ set -euo pipefail
 APT_PACKAGES=(git curl ca-certificates python3 python3-venv nodejs postgresql-15-postgis-3 nginx
   docker.io debootstrap docker-registry  # containers: dockerd, base image, local registry
   slurm-wlm munge)  # a single-node Slurm for the toil-slurm runner (`make slurm-up`)
+APT_PACKAGES+=(redis-server)  # the Toil WES broker (`eopack wes up`, wes/README.md)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

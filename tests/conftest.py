@@ -111,7 +111,11 @@ from eopack.services import wes  # noqa: E402  (appended section)
 
 def start_wes_stack(prefix: str, workers: int) -> tuple[Path, wes.WesService]:
     """A WES stack on a free port in a fresh state dir; skips with the reason when it cannot run."""
-    missing = [c for c in ("redis-server", "nginx") if shutil.which(c) is None and not Path(f"/usr/sbin/{c}").exists()]
+    missing = [
+        c
+        for c in ("redis-server", "nginx")
+        if shutil.which(c) is None and not Path(f"/usr/sbin/{c}").exists()
+    ]
     if missing:
         pytest.skip(f"the WES stack needs {', '.join(missing)}: {wes.SETUP_FIX}")
     state_dir = Path(tempfile.mkdtemp(prefix=prefix))

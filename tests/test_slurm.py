@@ -145,7 +145,23 @@ def report_timings() -> Iterator[None]:
         out.write_text(json.dumps(TIMINGS, indent=2) + "\n")
 
 
-@pytest.mark.parametrize("pkg", PACKAGES, ids=[p.name for p in PACKAGES])
+# Differences between the engines that are bugs to fix, not noise to normalise (strict: a fix shows).
+KNOWN_DIFFERENCES = {
+    "geozarr": "Toil stages a Directory input under a random name (tmpXXXXXXXX) even with `basename` in "
+    "the job, and the geozarr tool names its output after its input (sample-eopf.zarr)",
+}
+
+
+@pytest.mark.parametrize(
+    "pkg",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(reason=KNOWN_DIFFERENCES[p.name], strict=True))
+        if p.name in KNOWN_DIFFERENCES
+        else p
+        for p in PACKAGES
+    ],
+    ids=[p.name for p in PACKAGES],
+)
 def test_package_on_slurm_matches_cwltool(
     pkg: Package, slurm_cluster: slurm.SlurmCluster, tmp_path: Path, image_server: str, sample_catalog: Path
 ) -> None:

@@ -78,7 +78,9 @@ def main() -> int:
             store.set("state", "SYSTEM_ERROR")
             store.set("end_time", now)
             with open(os.path.join(run_dir, "stderr"), "a") as log:
-                log.write(f"eopack-wes: error: run {run_id} set to SYSTEM_ERROR at {now}: {why}; resubmit it\n")
+                log.write(
+                    f"eopack-wes: error: run {run_id} set to SYSTEM_ERROR at {now}: {why}; resubmit it\n"
+                )
             report["failed"].append(run_id)  # type: ignore[union-attr]
         elif state == "CANCELING":
             store.set("state", "CANCELED")

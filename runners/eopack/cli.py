@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -11,20 +12,12 @@ from rich.table import Table
 from . import __version__
 from .console import err, notice, out
 from .errors import EopackError
-from .images import images_cli
-from .ogc import describe_cmd, ogc_cli
 from .package import find_package, list_packages, repo_root, validate_package
-from .publish import publish_and_report, publish_cmd
-from .release import release_cmd
 from .runners import REGISTRY, RunOptions, get_runner
 from .runners.base import load_job
 from .sample_data import ensure_for_job
 from .sample_data import generate as generate_sample_data
 from .scaffold import create
-from .services.gateway import gateway_cli
-from .services.slurm import slurm_cli
-from .services.stac import stac_cli
-from .services.wes import wes_cli
 
 __all__ = ["main"]
 
@@ -35,7 +28,34 @@ def tested_runners(app: str, root: Path) -> list[str]:
     return sorted(p.stem.removeprefix("test_") for p in folder.glob("*.yml")) if folder.is_dir() else []
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that live in their own modules, imported only when used: the services, OGC and release
+# code pulls in requests, kubernetes schemas and more, which `eopack run` should not pay for.
+LAZY_COMMANDS = {
+    "describe": ".ogc:describe_cmd",
+    "gateway": ".services.gateway:gateway_cli",
+    "images": ".images:images_cli",
+    "ogc": ".ogc:ogc_cli",
+    "publish": ".publish:publish_cmd",
+    "release": ".release:release_cmd",
+    "slurm": ".services.slurm:slurm_cli",
+    "stac": ".services.stac:stac_cli",
+    "wes": ".services.wes:wes_cli",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module, __package__), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="eopack")
 def cli() -> None:
     """Run Earth-observation application packages (CWL) on any runner."""
@@ -170,6 +190,8 @@ def run(
         notice(f"{pkg.name} succeeded on {runner_name}; results in {result.run_dir}")
     click.echo(str(result.catalog) if result.catalog else str(result.run_dir))
     if publish_url and not dry_run:
+        from .publish import publish_and_report
+
         publish_and_report(result.run_dir, publish_url)
 
 
@@ -181,15 +203,6 @@ def sample_data(out: Path | None, args: tuple[str, ...]) -> None:
     click.echo(str(generate_sample_data(out, args)))
 
 
-cli.add_command(stac_cli)
-cli.add_command(gateway_cli)
-cli.add_command(slurm_cli)
-cli.add_command(images_cli)
-cli.add_command(release_cmd)
-cli.add_command(wes_cli)
-cli.add_command(publish_cmd)
-cli.add_command(describe_cmd)
-cli.add_command(ogc_cli)
 
 
 @cli.command("new")

@@ -143,11 +143,6 @@ def load_job(path: Path) -> dict[str, Any]:
             for key in ("location", "path"):
                 if key in value and "://" not in str(value[key]) and not str(value[key]).startswith("/"):
                     value[key] = str((path.parent / value[key]).resolve())
-            where = str(value.get("location") or value.get("path") or "")
-            if where and "basename" not in value:
-                # Tools name outputs after their input (sample-eopf.zarr); Toil stages a Directory
-                # under a random name unless the job says which one.
-                value["basename"] = where.rstrip("/").rsplit("/", 1)[-1]
             return value
         if isinstance(value, list):
             return [fix(v) for v in value]

@@ -54,6 +54,7 @@ __all__ = [
     "engine_parameters",
     "resolve_url",
     "split_options",
+    "with_basenames",
 ]
 
 API_PATH = "/ga4gh/wes/v1"
@@ -64,7 +65,9 @@ STATUS = {
     "CANCELED": RunStatus.KILLED,
     "SYSTEM_ERROR": RunStatus.LOST,  # the service lost the run (restart, broker); resubmit it
 }
-CREDENTIALS_FIX = "Set WES_USER and WES_PASSWORD, or add a `machine HOST login USER password PASS` line to ~/.netrc."
+CREDENTIALS_FIX = (
+    "Set WES_USER and WES_PASSWORD, or add a `machine HOST login USER password PASS` line to ~/.netrc."
+)
 
 
 class WesError(EopackError):
@@ -104,7 +107,9 @@ def resolve_url(url: str | None, state_dir: Path | None = None) -> str:
         )
     parts = urlsplit(given)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ServiceUnavailableError("WES runner", f"{given!r} is not an http(s) URL", "Give e.g. http://host:8080/ga4gh/wes/v1.")
+        raise ServiceUnavailableError(
+            "WES runner", f"{given!r} is not an http(s) URL", "Give e.g. http://host:8080/ga4gh/wes/v1."
+        )
     path = parts.path.rstrip("/")
     return given.rstrip("/") if path else given.rstrip("/") + API_PATH
 
@@ -210,7 +215,9 @@ class WesClient:
         response = self._request("GET", urljoin(f"{self.url}/runs/{run_id}", link))
         return str(response.text)
 
-    def wait(self, run_id: str, timeout: float | None = None, poll: float = 1.0, on_change: Any = None) -> str:
+    def wait(
+        self, run_id: str, timeout: float | None = None, poll: float = 1.0, on_change: Any = None
+    ) -> str:
         """Poll until a terminal state (or ``timeout`` seconds); returns the last state seen."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last = ""
@@ -289,7 +296,9 @@ def engine_parameters(args: Sequence[str]) -> dict[str, str | None]:
         arg = items[i]
         if not arg.startswith("-"):
             raise ServiceUnavailableError(
-                "WES runner", f"engine argument {arg!r} is not an option", "Give Toil options as --name=value."
+                "WES runner",
+                f"engine argument {arg!r} is not an option",
+                "Give Toil options as --name=value.",
             )
         name, eq, value = arg.partition("=")
         if eq:
@@ -334,7 +343,10 @@ class WesRunner:
                 "(set it when starting them, e.g. before `eopack wes up`)"
             )
         workflow_url = f"{prepared.cwl.name}#{package.name}"
-        attachments = [(prepared.cwl.name, prepared.cwl.read_bytes()), ("job.yml", prepared.job_file.read_bytes())]
+        attachments = [
+            (prepared.cwl.name, prepared.cwl.read_bytes()),
+            ("job.yml", prepared.job_file.read_bytes()),
+        ]
         line = _curl_line(url, workflow_url, prepared.cwl, prepared.job_file, params)
         (prepared.meta / "command.txt").write_text(line + "\n")
         if options.print_command:
@@ -343,9 +355,13 @@ class WesRunner:
         run_id = client.submit(
             attachments,
             workflow_url,
-            prepared.job,
+            with_basenames(prepared.job),
             params,
-            tags={"eopack_app": package.name, "eopack_version": package.version, "run_dir": str(prepared.run_dir)},
+            tags={
+                "eopack_app": package.name,
+                "eopack_version": package.version,
+                "run_dir": str(prepared.run_dir),
+            },
         )
         record = prepared.meta / "wes-run.json"
         record.write_text(json.dumps({"url": url, "run_id": run_id, "engine_parameters": params}, indent=2))
@@ -376,7 +392,9 @@ class WesRunner:
                 RunStatus.ERROR,
                 1,
                 run_dir,
-                errors=(f"run {run_id} is still {state} after --wes-timeout; follow it with `eopack wes status {run_id}`",),
+                errors=(
+                    f"run {run_id} is still {state} after --wes-timeout; follow it with `eopack wes status {run_id}`",
+                ),
                 log=log,
                 command=line,
             )
@@ -385,10 +403,37 @@ class WesRunner:
             exit_code = (run_log.get("run_log") or {}).get("exit_code") or 1
             errors = tool_errors(log, [*tool_commands(package), "eopack-wes"])
             errors = errors or (f"run {run_id} ended {state}; see `eopack wes logs {run_id}`",)
-            return RunResult(status, int(exit_code) if int(exit_code) > 0 else 1, run_dir, errors=errors, log=log, command=line)
+            return RunResult(
+                status,
+                int(exit_code) if int(exit_code) > 0 else 1,
+                run_dir,
+                errors=errors,
+                log=log,
+                command=line,
+            )
         copied = fetch_outputs(run_log.get("outputs") or {}, run_dir)
         outputs, catalog = collect_outputs(package, copied, run_dir)
         return RunResult(RunStatus.SUCCEEDED, 0, run_dir, outputs, catalog, log=log, command=line)
+
+
+def with_basenames(job: Mapping[str, Any]) -> dict[str, Any]:
+    """The job with an explicit ``basename`` on every File/Directory that has none.
+
+    Toil stages a Directory input under a generated name (``tmpXXXX``) unless the job names it;
+    tools that name their outputs after an input (geozarr) would then differ from cwltool's run.
+    """
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, dict) and value.get("class") in ("File", "Directory"):
+            where = str(value.get("path") or value.get("location") or "")
+            if where and "basename" not in value:
+                return {**value, "basename": Path(where.rstrip("/")).name}
+            return value
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    return {key: fix(value) for key, value in job.items()}
 
 
 def fetch_outputs(outputs: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
