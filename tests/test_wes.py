@@ -430,3 +430,79 @@ def test_twenty_concurrent_runs_all_finish_none_lost(
     listed = {r["run_id"]: r["state"] for r in client.list_runs()}
     assert set(ids) <= set(listed) and not (set(ids) & before)
     print(f"20 runs: submitted in {submitted:.1f} s, all COMPLETE after {took:.1f} s")
+
+
+# ------------------------------------------------------------------ ZOO-Project's WES runner
+
+ZOO_REQUIREMENTS = [
+    "zoo-wes-runner==0.2.1",
+    # zoo-wes-runner 0.2.1 imports these without declaring them
+    "zoo-calrissian-runner",
+    "cwl-loader",
+    "pyyaml",
+    "httpx",
+    "loguru",
+]
+
+
+def zoo_venv() -> Path:
+    """An isolated venv with ZOO-Project's WES runner (its dependencies clash with the workspace's)."""
+    venv = ROOT / ".cache" / "venvs" / "zoo-wes-runner"
+    stamp = venv / ".eopack-requirements"
+    if stamp.exists() and stamp.read_text() == "\n".join(ZOO_REQUIREMENTS):
+        return venv
+    base = getattr(sys, "_base_executable", sys.executable)
+    made = subprocess.run(
+        [base, "-m", "venv", "--clear", str(venv)], capture_output=True, text=True, check=False
+    )
+    pip = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *ZOO_REQUIREMENTS],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if made.returncode or pip.returncode:
+        pytest.skip(f"cannot install zoo-wes-runner from PyPI: {(made.stderr + pip.stderr).strip()[-300:]}")
+    stamp.write_text("\n".join(ZOO_REQUIREMENTS))
+    return venv
+
+
+def test_zoo_wes_runner_gets_complete_from_our_endpoint(
+    wes_service: wes.WesService, image_server: str, tmp_path: Path
+) -> None:
+    venv = zoo_venv()
+    package = PACKAGES["convert-url"]
+    prepared = prepare(
+        package,
+        job_for(package, tmp_path, image_server),
+        RunOptions(outdir=tmp_path / "run", no_container=True),
+    )
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps(prepared.job))
+    env = {
+        **os.environ,
+        # The settings ZOO-Project's deployment gives its WES runner (seed 001: OAPIP_TOIL_WES_*).
+        "WES_URL": wes_service.url + "/",
+        "WES_USER": wes_service.user,
+        "WES_PASSWORD": wes_service.password_file.read_text().strip(),
+    }
+    proc = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            str(ROOT / "tests" / "support" / "zoo_wes_driver.py"),
+            str(prepared.cwl),
+            str(job),
+            str(tmp_path / "zoo"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["exit"] == report["succeeded"]
+    assert client_for(wes_service).status(report["run_id"]) == "COMPLETE"
+    assert report["outputs"]["converted_image"]["class"] == "Directory"
