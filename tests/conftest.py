@@ -109,7 +109,9 @@ def slurm_cluster() -> Iterator[slurm.SlurmCluster]:
 from eopack.services import wes  # noqa: E402  (appended section)
 
 
-def start_wes_stack(prefix: str, workers: int) -> tuple[Path, wes.WesService]:
+def start_wes_stack(
+    prefix: str, workers: int, engine_opts: list[str] | None = None
+) -> tuple[Path, wes.WesService]:
     """A WES stack on a free port in a fresh state dir; skips with the reason when it cannot run."""
     missing = [
         c
@@ -120,7 +122,7 @@ def start_wes_stack(prefix: str, workers: int) -> tuple[Path, wes.WesService]:
         pytest.skip(f"the WES stack needs {', '.join(missing)}: {wes.SETUP_FIX}")
     state_dir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        return state_dir, wes.up(state_dir, port=_proc.free_port(), workers=workers)
+        return state_dir, wes.up(state_dir, port=_proc.free_port(), workers=workers, engine_opts=engine_opts)
     except BaseException:
         wes.down(state_dir)
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -132,12 +134,14 @@ def wes_service() -> Iterator[wes.WesService]:
     """The real stack (Redis, Celery workers, toil server, nginx basic auth) for the session.
 
     The tools may fetch from loopback servers (convert-url's image server), so the workers get
-    EOPACK_ALLOW_PRIVATE_URLS=1. Set EOPACK_KEEP_WES_STATE=1 to keep the state dir (runs, logs).
+    EOPACK_ALLOW_PRIVATE_URLS=1, and `--no-container` is a site default (as on an HPC without a
+    container runtime): ZOO-Project's runner cannot send engine parameters and the package images
+    are not in any registry Toil could pull from. Set EOPACK_KEEP_WES_STATE=1 to keep the state dir.
     """
     old = os.environ.get("EOPACK_ALLOW_PRIVATE_URLS")
     os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = "1"
     try:
-        state_dir, service = start_wes_stack("eopack-wes-", workers=8)
+        state_dir, service = start_wes_stack("eopack-wes-", workers=8, engine_opts=["--no-container"])
     finally:
         if old is None:
             os.environ.pop("EOPACK_ALLOW_PRIVATE_URLS", None)

@@ -187,10 +187,23 @@ def _mosaic_fail(tmp: Path, images_url: str, images: Path) -> Path:
     return job
 
 
+def _openeo_ok(tmp: Path, images_url: str, images: Path) -> Path:
+    return ROOT / "app-packages" / "openeo-graph" / "examples" / "ndvi.job.yml"
+
+
+def _openeo_fail(tmp: Path, images_url: str, images: Path) -> Path:
+    job = tmp / "job.yml"
+    text = (ROOT / "app-packages" / "openeo-graph" / "examples" / "ndvi.job.yml").read_text()
+    graph = ROOT / "app-packages" / "openeo-graph" / "examples" / "ndvi.json"
+    job.write_text(text.replace("../../../data/sample", str(_corrupt_catalog(tmp))).replace("ndvi.json", str(graph)))
+    return job
+
+
 JOBS: dict[str, tuple[JobMaker, JobMaker]] = {
     "convert-url": (_convert_ok, _convert_fail),
     "ndvi": (_ndvi_ok, _ndvi_fail),
     "cloudless-mosaic": (_mosaic_ok, _mosaic_fail),
+    "openeo-graph": (_openeo_ok, _openeo_fail),
 }
 
 

@@ -152,6 +152,7 @@ class _State:
     api_port: int = 0  # toil server (gunicorn) behind nginx; a free port picked at `up`
     redis_port: int = 0
     workers: int = DEFAULT_WORKERS
+    engine_opts: list[str] = field(default_factory=list)  # extra toil-cwl-runner defaults (--opt)
     user: str = DEFAULT_USER
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     redis_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -371,9 +372,14 @@ def _worker_env(layout: _Layout, venv: Path) -> dict[str, str]:
     return env
 
 
-def _server_opts(layout: _Layout) -> list[str]:
-    """Default toil-cwl-runner options of every run (a run's workflow_engine_parameters come after)."""
+def _server_opts(layout: _Layout, extra: list[str]) -> list[str]:
+    """Default toil-cwl-runner options of every run (a run's workflow_engine_parameters come after).
+
+    ``extra`` is the site's choice (``eopack wes up --engine-opt``), for clients that cannot send
+    engine parameters, like ZOO-Project's runner: ``--batchSystem=slurm``, ``--no-container``.
+    """
     return [
+        *(f"--opt={opt}" for opt in extra),
         f"--opt=--workDir={layout.work}",
         # The workers' environment is built by us (see _worker_env); tools get all of it.
         "--opt=--preserve-entire-environment",
@@ -460,7 +466,7 @@ def _start_server(layout: _Layout, venv: Path, state: _State) -> int:
             str(layout.state_store),
             "--workers",
             "2",
-            *_server_opts(layout),
+            *_server_opts(layout, state.engine_opts),
         ],
         log=layout.logs / "server.log",
         cwd=layout.workflows,
@@ -520,6 +526,7 @@ def up(
     *,
     port: int | None = None,
     workers: int | None = None,
+    engine_opts: list[str] | None = None,
     progress: Progress | None = None,
     timeout: float = 90.0,
 ) -> WesService:
@@ -533,7 +540,7 @@ def up(
     layout.root.mkdir(parents=True, exist_ok=True)
     state = _State.load(layout.state_file) or _State()
     running = {name: _pid(layout, name) for name in layout.pid}
-    wanted = {"port": port, "workers": workers}
+    wanted: dict[str, Any] = {"port": port, "workers": workers, "engine_opts": engine_opts}
     changed = {k: v for k, v in wanted.items() if v is not None and v != getattr(state, k)}
     if changed and any(running.values()):
         raise ServiceUnavailableError(
@@ -689,9 +696,20 @@ def wes_cli() -> None:
 @_state_option
 @click.option("--port", type=int, help=f"Port of the endpoint (default {DEFAULT_PORT}).")
 @click.option("--workers", type=int, help=f"Runs executed at once (default {DEFAULT_WORKERS}).")
-def up_cmd(state_dir: Path | None, port: int | None, workers: int | None) -> None:
+@click.option(
+    "--engine-opt",
+    "engine_opts",
+    multiple=True,
+    metavar="OPT",
+    help="A toil-cwl-runner option for every run, as --name=value (repeat), e.g. --engine-opt=--batchSystem=slurm.",
+)
+def up_cmd(
+    state_dir: Path | None, port: int | None, workers: int | None, engine_opts: tuple[str, ...]
+) -> None:
     """Start the stack (or reuse it); prints the endpoint URL last."""
-    service = up(state_dir, port=port, workers=workers, progress=notice)
+    service = up(
+        state_dir, port=port, workers=workers, engine_opts=list(engine_opts) or None, progress=notice
+    )
     notice(
         f"credentials: user {service.user!r}, password in {service.password_file} (mode 600); "
         f'export WES_USER={service.user} WES_PASSWORD="$(cat {service.password_file})"'
