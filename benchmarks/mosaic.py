@@ -37,8 +37,22 @@ IDS = ["B04", "B03", "B02", "B08"]
 def _data(tile_size: int, months: int) -> Path:
     out = ROOT / "data" / "bench" / f"s2-{tile_size}-{months}m"
     script = Path(sys.executable).parent / "eopack-sample-data"
-    proc = subprocess.run([str(script), "--out", str(out), "--tile-size", str(tile_size), "--resolution", "10",
-                           "--months", str(months)], stdout=subprocess.PIPE, text=True, check=True)
+    proc = subprocess.run(
+        [
+            str(script),
+            "--out",
+            str(out),
+            "--tile-size",
+            str(tile_size),
+            "--resolution",
+            "10",
+            "--months",
+            str(months),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     return Path(proc.stdout.strip().splitlines()[-1]).parent
 
 
@@ -76,8 +90,9 @@ def one_ours(data: Path, aoi: str, months: int) -> dict[str, Any]:
     from eopack_cloudless_mosaic.core import MosaicJob, run
 
     start, end = _dates(months)
-    job = MosaicJob.from_args(aoi=aoi, start_date=start, end_date=end, bands=BANDS, resolution=10,
-                              input_catalog=data)
+    job = MosaicJob.from_args(
+        aoi=aoi, start_date=start, end_date=end, bands=BANDS, resolution=10, input_catalog=data
+    )
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
         run(job, Path(tmp) / "out")
@@ -103,11 +118,9 @@ def one_reference(data: Path, aoi: str, months: int) -> dict[str, Any]:
     cluster = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None)
     client = Client(cluster)
     began = time.perf_counter()
-    stack = (
-        stackstac.stack(items, assets=IDS, chunksize=(10, 3, 512, 512), resolution=10, epsg=32632,
-                        bounds_latlon=bbox)
-        .where(lambda x: x > 0, other=np.nan)
-    )
+    stack = stackstac.stack(
+        items, assets=IDS, chunksize=(10, 3, 512, 512), resolution=10, epsg=32632, bounds_latlon=bbox
+    ).where(lambda x: x > 0, other=np.nan)
     stack = stack.persist()
     monthly = stack.groupby("time.month").median().compute()
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,12 +156,23 @@ def one_decode(data: Path, aoi: str, months: int) -> dict[str, Any]:
         read = sum(pool.map(decode, hrefs))
     wall = time.perf_counter() - began
     dates = len({i.datetime.date() for i in items})
-    return {"wall_s": wall, "pixels": read // (len(hrefs)) , "dates": dates}
+    return {"wall_s": wall, "pixels": read // (len(hrefs)), "dates": dates}
 
 
 def _measure(kind: str, data: Path, aoi: str, months: int) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; return its result with its own peak RSS."""
-    cmd = [sys.executable, __file__, "--one", kind, "--data", str(data), "--aoi", aoi, "--months", str(months)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--one",
+        kind,
+        "--data",
+        str(data),
+        "--aoi",
+        aoi,
+        "--months",
+        str(months),
+    ]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -179,11 +203,20 @@ def main() -> None:
         for kind in ("decode", "ours", "reference"):
             r = _measure(kind, data, aoi, n)
             rate = r["pixels"] * r["dates"] / r["wall_s"] / 1e6
-            row[kind] = {**r, "mpix_dates_per_s": round(rate, 2), "wall_s": round(r["wall_s"], 3),
-                         "peak_rss_mib": round(r["peak_rss_mib"], 1)}
-            print(f"{n:>2} month(s) {kind:<9} {r['wall_s']:7.2f} s  {rate:7.1f} Mpix·dates/s  "
-                  f"{r['peak_rss_mib']:7.0f} MiB", file=sys.stderr)
-        row["ours_vs_reference"] = round(row["ours"]["mpix_dates_per_s"] / row["reference"]["mpix_dates_per_s"], 2)
+            row[kind] = {
+                **r,
+                "mpix_dates_per_s": round(rate, 2),
+                "wall_s": round(r["wall_s"], 3),
+                "peak_rss_mib": round(r["peak_rss_mib"], 1),
+            }
+            print(
+                f"{n:>2} month(s) {kind:<9} {r['wall_s']:7.2f} s  {rate:7.1f} Mpix·dates/s  "
+                f"{r['peak_rss_mib']:7.0f} MiB",
+                file=sys.stderr,
+            )
+        row["ours_vs_reference"] = round(
+            row["ours"]["mpix_dates_per_s"] / row["reference"]["mpix_dates_per_s"], 2
+        )
         row["ours_vs_decode"] = round(row["ours"]["mpix_dates_per_s"] / row["decode"]["mpix_dates_per_s"], 2)
         records.append(row)
     summary = {
@@ -191,9 +224,15 @@ def main() -> None:
         "tile_size": args.tile_size,
         "resolution_m": 10,
         "cores": len(__import__("os").sched_getaffinity(0)),
-        "targets": {"ours_vs_reference": ">= 5", "ours_vs_decode": ">= 0.5", "peak_rss": "flat as months grow"},
+        "targets": {
+            "ours_vs_reference": ">= 5",
+            "ours_vs_decode": ">= 0.5",
+            "peak_rss": "flat as months grow",
+        },
         "runs": records,
-        "peak_rss_ratio_max_vs_min_months": round(records[-1]["ours"]["peak_rss_mib"] / records[0]["ours"]["peak_rss_mib"], 2),
+        "peak_rss_ratio_max_vs_min_months": round(
+            records[-1]["ours"]["peak_rss_mib"] / records[0]["ours"]["peak_rss_mib"], 2
+        ),
     }
     print(json.dumps(summary, indent=2))
 

@@ -40,28 +40,55 @@ ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONWA
 
 def _timed(cmd: Sequence[str], cwd: Path = ROOT) -> float:
     began = time.perf_counter()
-    proc = subprocess.run(list(cmd), cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          check=False)
+    proc = subprocess.run(
+        list(cmd), cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... failed: {proc.stderr.strip().splitlines()[-1:]}")
     return time.perf_counter() - began
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
-    return {"n": len(values), "median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": [round(v, 4) for v in values]}
+    return {
+        "n": len(values),
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "values": [round(v, 4) for v in values],
+    }
 
 
-def record(metric: str, ours: list[float], baseline: list[float], unit: str, target: str,
-           ratio: Callable[[float, float], float]) -> dict[str, Any]:
+def record(
+    metric: str,
+    ours: list[float],
+    baseline: list[float],
+    unit: str,
+    target: str,
+    ratio: Callable[[float, float], float],
+) -> dict[str, Any]:
     o, b = statistics.median(ours), statistics.median(baseline)
-    return {"metric": metric, "ours": round(o, 4), "baseline": round(b, 4), "ratio": round(ratio(o, b), 3),
-            "unit": unit, "target": target, "runs": {"ours": _stats(ours), "baseline": _stats(baseline)}}
+    return {
+        "metric": metric,
+        "ours": round(o, 4),
+        "baseline": round(b, 4),
+        "ratio": round(ratio(o, b), 3),
+        "unit": unit,
+        "target": target,
+        "runs": {"ours": _stats(ours), "baseline": _stats(baseline)},
+    }
 
 
 def _skipped(metric: str, reason: str, unit: str, target: str) -> dict[str, Any]:
-    return {"metric": metric, "ours": None, "baseline": None, "ratio": None, "unit": unit, "target": target,
-            "runs": {}, "skipped": reason}
+    return {
+        "metric": metric,
+        "ours": None,
+        "baseline": None,
+        "ratio": None,
+        "unit": unit,
+        "target": target,
+        "runs": {},
+        "skipped": reason,
+    }
 
 
 # --------------------------------------------------------------------------- runner overhead
@@ -73,8 +100,24 @@ def _overhead(runner: str, app: str, job: Path, repeats: int) -> tuple[list[floa
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             run_dir = Path(tmp) / "eopack"
-            ours.append(_timed([str(PY), "-m", "eopack", "run", app, str(job), "--runner", runner, "--no-container",
-                                "--outdir", str(run_dir), "-q"]))
+            ours.append(
+                _timed(
+                    [
+                        str(PY),
+                        "-m",
+                        "eopack",
+                        "run",
+                        app,
+                        str(job),
+                        "--runner",
+                        runner,
+                        "--no-container",
+                        "--outdir",
+                        str(run_dir),
+                        "-q",
+                    ]
+                )
+            )
             meta = run_dir / ".eopack"
             name = Path(app).stem  # an app name or a path to a .cwl file
             cwl, job_copy = meta / f"{name}.cwl", meta / "job.yml"
@@ -82,8 +125,18 @@ def _overhead(runner: str, app: str, job: Path, repeats: int) -> tuple[list[floa
             if runner == "cwltool":
                 cmd = [str(BIN / "cwltool"), "--no-container", "--outdir", str(out)]
             else:
-                cmd = [str(BIN / "toil-cwl-runner"), "--batchSystem", "single_machine", "--no-container",
-                       "--jobStore", str(Path(tmp) / "js"), "--workDir", tmp, "--outdir", str(out)]
+                cmd = [
+                    str(BIN / "toil-cwl-runner"),
+                    "--batchSystem",
+                    "single_machine",
+                    "--no-container",
+                    "--jobStore",
+                    str(Path(tmp) / "js"),
+                    "--workDir",
+                    tmp,
+                    "--outdir",
+                    str(out),
+                ]
             # the same forwarded variables as eopack (the package copy already holds the lowered Dask env)
             bare.append(_timed([*cmd, f"{cwl}#{name}", str(job_copy)]))
     return ours, bare
@@ -97,17 +150,27 @@ def runner_overheads(repeats: int) -> list[dict[str, Any]]:
     trivial_job.parent.mkdir(exist_ok=True)
     trivial_job.write_text("workers: 2\nmemory: 1G\n")
     ndvi_job = ROOT / "app-packages/ndvi/examples/default.yml"
-    subprocess.run([str(PY), "-m", "eopack", "sample-data"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        [str(PY), "-m", "eopack", "sample-data"], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, check=True
+    )
     out = []
     for runner, metric in (("cwltool", "runner_overhead_cwltool"), ("toil", "runner_overhead_toil")):
         if runner not in REGISTRY:
             out.append(_skipped(metric, f"runner {runner} is not implemented yet", "s", "<= 1.10"))
             continue
-        for label, pkg, job, n in (("trivial", str(trivial), trivial_job, repeats), ("ndvi", "ndvi", ndvi_job,
-                                                                                      max(1, repeats - 2))):
+        for label, pkg, job, n in (
+            ("trivial", str(trivial), trivial_job, repeats),
+            ("ndvi", "ndvi", ndvi_job, max(1, repeats - 2)),
+        ):
             ours, bare = _overhead(runner, pkg, job, n)
-            rec = record(f"{metric}" + ("" if label == "trivial" else f"_{label}"), ours, bare, "s", "<= 1.10",
-                         lambda o, b: o / b)
+            rec = record(
+                f"{metric}" + ("" if label == "trivial" else f"_{label}"),
+                ours,
+                bare,
+                "s",
+                "<= 1.10",
+                lambda o, b: o / b,
+            )
             out.append(rec)
             print(f"  {rec['metric']}: {rec['ratio']}", file=sys.stderr)
     return out
@@ -129,10 +192,43 @@ def wes_vs_toil(repeats: int) -> dict[str, Any]:
         via_wes, direct = [], []
         for _ in range(repeats):
             with tempfile.TemporaryDirectory() as tmp:
-                via_wes.append(_timed([str(PY), "-m", "eopack", "run", trivial, str(job), "--runner", "wes",
-                                       "--wes-url", stack.url, "--outdir", f"{tmp}/w", "-q"]))
-                direct.append(_timed([str(PY), "-m", "eopack", "run", trivial, str(job), "--runner", "toil",
-                                      "--no-container", "--outdir", f"{tmp}/t", "-q"]))
+                via_wes.append(
+                    _timed(
+                        [
+                            str(PY),
+                            "-m",
+                            "eopack",
+                            "run",
+                            trivial,
+                            str(job),
+                            "--runner",
+                            "wes",
+                            "--wes-url",
+                            stack.url,
+                            "--outdir",
+                            f"{tmp}/w",
+                            "-q",
+                        ]
+                    )
+                )
+                direct.append(
+                    _timed(
+                        [
+                            str(PY),
+                            "-m",
+                            "eopack",
+                            "run",
+                            trivial,
+                            str(job),
+                            "--runner",
+                            "toil",
+                            "--no-container",
+                            "--outdir",
+                            f"{tmp}/t",
+                            "-q",
+                        ]
+                    )
+                )
         return record("wes_vs_toil", via_wes, direct, "s", "<= 1.5 (submit to COMPLETE)", lambda o, b: o / b)
     finally:
         wes.down()  # type: ignore[attr-defined]
@@ -152,8 +248,11 @@ def processing(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
             r = mosaic_bench._measure(kind, data, aoi, months)
             r["mpix_dates_per_s"] = r["pixels"] * r["dates"] / r["wall_s"] / 1e6
             scaling[kind].append(r)
-            print(f"  mosaic {months:>2} month(s) {kind:<9} {r['wall_s']:6.2f} s {r['mpix_dates_per_s']:6.1f} "
-                  f"Mpix·dates/s {r['peak_rss_mib']:6.0f} MiB", file=sys.stderr)
+            print(
+                f"  mosaic {months:>2} month(s) {kind:<9} {r['wall_s']:6.2f} s {r['mpix_dates_per_s']:6.1f} "
+                f"Mpix·dates/s {r['peak_rss_mib']:6.0f} MiB",
+                file=sys.stderr,
+            )
     # headline figures at 3 months (N runs each)
     n = 1 if quick else 3
     head = 3 if 3 in months_list else months_list[-1]
@@ -165,16 +264,38 @@ def processing(quick: bool) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return r["pixels"] * r["dates"] / r["wall_s"] / 1e6
 
     out = [
-        record("mosaic_vs_reference", [rate(r) for r in ours], [rate(r) for r in ref], "Mpix·dates/s", ">= 5",
-               lambda o, b: o / b),
-        record("mosaic_vs_raw_decode", [rate(r) for r in ours], [rate(r) for r in dec], "Mpix·dates/s", ">= 0.5",
-               lambda o, b: o / b),
+        record(
+            "mosaic_vs_reference",
+            [rate(r) for r in ours],
+            [rate(r) for r in ref],
+            "Mpix·dates/s",
+            ">= 5",
+            lambda o, b: o / b,
+        ),
+        record(
+            "mosaic_vs_raw_decode",
+            [rate(r) for r in ours],
+            [rate(r) for r in dec],
+            "Mpix·dates/s",
+            ">= 0.5",
+            lambda o, b: o / b,
+        ),
     ]
     first, last = scaling["ours"][0]["peak_rss_mib"], scaling["ours"][-1]["peak_rss_mib"]
-    out.append({"metric": f"mosaic_peak_rss_{months_list[-1]}m_vs_{months_list[0]}m", "ours": round(last, 1),
-                "baseline": round(first, 1), "ratio": round(last / first, 3), "unit": "MiB", "target": "<= 1.5 (flat)",
-                "runs": {"reference_mib": [round(r["peak_rss_mib"], 1) for r in scaling["reference"]],
-                         "ours_mib": [round(r["peak_rss_mib"], 1) for r in scaling["ours"]]}})
+    out.append(
+        {
+            "metric": f"mosaic_peak_rss_{months_list[-1]}m_vs_{months_list[0]}m",
+            "ours": round(last, 1),
+            "baseline": round(first, 1),
+            "ratio": round(last / first, 3),
+            "unit": "MiB",
+            "target": "<= 1.5 (flat)",
+            "runs": {
+                "reference_mib": [round(r["peak_rss_mib"], 1) for r in scaling["reference"]],
+                "ours_mib": [round(r["peak_rss_mib"], 1) for r in scaling["ours"]],
+            },
+        }
+    )
     out.append(_ndvi_vs_decode(data, aoi, head, n))
     out.append(_tiles(quick))
     return out, scaling
@@ -189,7 +310,9 @@ def _ndvi_vs_decode(data: Path, aoi: str, months: int, n: int) -> dict[str, Any]
     ours, decode = [], []
     for _ in range(n):
         with tempfile.TemporaryDirectory() as tmp:
-            job = NdviJob.from_args(aoi=aoi, start_date=start, end_date=end, resolution=10, input_catalog=data)
+            job = NdviJob.from_args(
+                aoi=aoi, start_date=start, end_date=end, resolution=10, input_catalog=data
+            )
             began = time.perf_counter()
             run(job, Path(tmp) / "o")
             wall = time.perf_counter() - began
@@ -211,21 +334,45 @@ def _tiles(quick: bool) -> dict[str, Any]:
     size = 1200  # the generator needs tile-size x resolution >= 12 km
     out = ROOT / "data" / "bench" / f"s2-{size}-4tiles"
     script = BIN / "eopack-sample-data"
-    subprocess.run([str(script), "--out", str(out), "--tile-size", str(size), "--resolution", "10", "--months", "1",
-                    "--tiles", "4"], env=ENV, stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        [
+            str(script),
+            "--out",
+            str(out),
+            "--tile-size",
+            str(size),
+            "--resolution",
+            "10",
+            "--months",
+            "1",
+            "--tiles",
+            "4",
+        ],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
     from rasterio.warp import transform_bounds
 
     results = {}
     for tiles in (1, 4):
         east = 682000 + size * 10 * tiles - 1200 * (tiles - 1) - 1300
-        w, s, e, n = transform_bounds("EPSG:32632", "EPSG:4326", 682100, 5164000 - size * 10 + 100, east, 5163900)
+        w, s, e, n = transform_bounds(
+            "EPSG:32632", "EPSG:4326", 682100, 5164000 - size * 10 + 100, east, 5163900
+        )
         aoi = f"{w + 0.01:.6f},{s + 0.01:.6f},{e - 0.01:.6f},{n - 0.01:.6f}"
         results[tiles] = mosaic_bench._measure("ours", out, aoi, 1)
     one, four = results[1], results[4]
-    return {"metric": "mosaic_4_tiles_vs_1_tile", "ours": round(four["wall_s"], 3), "baseline": round(one["wall_s"], 3),
-            "ratio": round(four["wall_s"] / one["wall_s"], 3), "unit": "s",
-            "target": "about 4 (linear in area); memory " + f"{one['peak_rss_mib']:.0f} -> {four['peak_rss_mib']:.0f} MiB",
-            "runs": {"pixels": [one["pixels"], four["pixels"]]}}
+    return {
+        "metric": "mosaic_4_tiles_vs_1_tile",
+        "ours": round(four["wall_s"], 3),
+        "baseline": round(one["wall_s"], 3),
+        "ratio": round(four["wall_s"] / one["wall_s"], 3),
+        "unit": "s",
+        "target": "about 4 (linear in area); memory "
+        + f"{one['peak_rss_mib']:.0f} -> {four['peak_rss_mib']:.0f} MiB",
+        "runs": {"pixels": [one["pixels"], four["pixels"]]},
+    }
 
 
 def plot(scaling: dict[str, Any], path: Path) -> None:
@@ -272,7 +419,9 @@ def main() -> None:
         if r.get("skipped"):
             print(f"{r['metric']:<34} {'-':>10} {'-':>10} {'-':>8}  skipped: {r['skipped']}")
         else:
-            print(f"{r['metric']:<34} {r['ours']:>10} {r['baseline']:>10} {r['ratio']:>8}  {r['target']} ({r['unit']})")
+            print(
+                f"{r['metric']:<34} {r['ours']:>10} {r['baseline']:>10} {r['ratio']:>8}  {r['target']} ({r['unit']})"
+            )
     print(f"\nwrote {out_dir / f'{stamp}.json'} and the scaling plot in {time.perf_counter() - began:.0f} s")
     shutil.rmtree(HERE / "__pycache__", ignore_errors=True)
 

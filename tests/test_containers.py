@@ -334,7 +334,8 @@ def test_images_are_small_non_root_and_carry_no_host_ca(built_images: dict[str, 
         assert labels["org.opencontainers.image.version"] == tag.rsplit(":", 1)[1]
         assert labels["org.opencontainers.image.revision"] not in ("", "unknown")
         assert labels["org.opencontainers.image.source"].startswith("https://")
-        assert result.size_bytes < 1_000_000_000, result.describe()
+        # openeo-graph carries geopandas/pyarrow/scipy for openeo-processes-dask (about 1.05 GB)
+        assert result.size_bytes < 1_250_000_000, result.describe()
         # Every certificate the image could trust, and anything under the CA drop-in folder.
         script = (
             "cat /etc/ssl/certs/ca-certificates.crt; "

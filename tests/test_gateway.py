@@ -195,7 +195,9 @@ def _openeo_fail(tmp: Path, images_url: str, images: Path) -> Path:
     job = tmp / "job.yml"
     text = (ROOT / "app-packages" / "openeo-graph" / "examples" / "ndvi.job.yml").read_text()
     graph = ROOT / "app-packages" / "openeo-graph" / "examples" / "ndvi.json"
-    job.write_text(text.replace("../../../data/sample", str(_corrupt_catalog(tmp))).replace("ndvi.json", str(graph)))
+    job.write_text(
+        text.replace("../../../data/sample", str(_corrupt_catalog(tmp))).replace("ndvi.json", str(graph))
+    )
     return job
 
 

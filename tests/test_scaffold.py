@@ -16,8 +16,13 @@ PY = Path(sys.executable)
 
 def _copy_repo(dest: Path) -> Path:
     """The repository's files as git knows them (tracked and untracked-but-not-ignored)."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.splitlines()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     for name in files:
         src = ROOT / name
         if src.is_file():
@@ -35,8 +40,11 @@ def _env(repo: Path, app: str, bin_dir: Path) -> dict[str, str]:
     # cwltool gives tools a clean environment, so the shim carries its own PYTHONPATH.
     shim.write_text(f'#!/bin/sh\nPYTHONPATH="{src}" exec "{PY}" -m {module}.cli "$@"\n')
     shim.chmod(0o755)
-    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{PY.parent}{os.pathsep}{os.environ['PATH']}",
-            "PYTHONPATH": str(src)}
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{PY.parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(src),
+    }
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -56,8 +64,21 @@ def test_new_package_validates_runs_and_passes_its_tests(tmp_path: Path, dask: b
     valid = _run([str(PY), "-m", "eopack", "validate", app], repo, env)
     assert valid.returncode == 0, valid.stdout + valid.stderr
 
-    unit = _run([str(PY), "-m", "pytest", f"tools/{app}/tests", "-q", "-p", "no:cacheprovider",
-                 "-o", "addopts=--import-mode=importlib"], repo, env)
+    unit = _run(
+        [
+            str(PY),
+            "-m",
+            "pytest",
+            f"tools/{app}/tests",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=--import-mode=importlib",
+        ],
+        repo,
+        env,
+    )
     assert unit.returncode == 0 and "2 passed" in unit.stdout, unit.stdout[-2000:] + unit.stderr[-2000:]
 
     run = _run([str(PY), "-m", "eopack", "run", app, "--outdir", "out", "-q", "--no-container"], repo, env)
@@ -68,8 +89,22 @@ def test_new_package_validates_runs_and_passes_its_tests(tmp_path: Path, dask: b
     if dask:  # its pytest-workflow test, the way the suite runs them (git-tracked files only)
         _run(["git", "init", "-q"], repo)
         _run(["git", "add", "-A"], repo)
-        flow = _run([str(PY), "-m", "pytest", f"tests/workflows/{app}", "--git-aware", "-q", "-p", "no:cacheprovider",
-                     "-o", "addopts="], repo, env)
+        flow = _run(
+            [
+                str(PY),
+                "-m",
+                "pytest",
+                f"tests/workflows/{app}",
+                "--git-aware",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "addopts=",
+            ],
+            repo,
+            env,
+        )
         assert flow.returncode == 0, flow.stdout[-3000:]
 
 

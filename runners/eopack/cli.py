@@ -203,8 +203,6 @@ def sample_data(out: Path | None, args: tuple[str, ...]) -> None:
     click.echo(str(generate_sample_data(out, args)))
 
 
-
-
 @cli.command("new")
 @click.argument("app")
 @click.option("--dask", is_flag=True, help="Compute through the package's Dask cluster (eo-common).")

@@ -37,8 +37,14 @@ class NewPackage:
 
     @property
     def files(self) -> dict[str, str]:
-        values = {"app": self.app, "module": self.module, "title": self.app.replace("-", " ").capitalize(),
-                  "cores": "4" if self.dask else "1", "memory": '"2G"', "maxmem": '"8G"' if self.dask else '"2G"'}
+        values = {
+            "app": self.app,
+            "module": self.module,
+            "title": self.app.replace("-", " ").capitalize(),
+            "cores": "4" if self.dask else "1",
+            "memory": '"2G"',
+            "maxmem": '"8G"' if self.dask else '"2G"',
+        }
         core = _CORE_DASK if self.dask else _CORE_NUMPY
         out = {
             f"app-packages/{self.app}/{self.app}.cwl": _CWL,
@@ -63,8 +69,10 @@ def _register(root: Path, pkg: NewPackage) -> None:
         return
     anchor_dep, anchor_src = '    "eopack-eo-common",\n', "eopack-eo-common = { workspace = true }\n"
     if anchor_dep not in text or anchor_src not in text:
-        raise ScaffoldError(f"cannot find the eopack-eo-common entries in {pyproject} to add {dist} next to them; "
-                            "add it to [dependency-groups] dev and [tool.uv.sources] by hand")
+        raise ScaffoldError(
+            f"cannot find the eopack-eo-common entries in {pyproject} to add {dist} next to them; "
+            "add it to [dependency-groups] dev and [tool.uv.sources] by hand"
+        )
     text = text.replace(anchor_dep, anchor_dep + f'    "{dist}",\n', 1)
     text = text.replace(anchor_src, anchor_src + f"{dist} = {{ workspace = true }}\n", 1)
     pyproject.write_text(text)
@@ -73,13 +81,17 @@ def _register(root: Path, pkg: NewPackage) -> None:
 def create(root: Path, app: str, dask: bool = False, install: bool = True) -> list[Path]:
     """Write the package's files under ``root``; refuse to overwrite anything."""
     if not _NAME.match(app):
-        raise ScaffoldError(f"app name must be kebab-case like 'water-mask' (lowercase letters, digits, dashes); got {app!r}")
+        raise ScaffoldError(
+            f"app name must be kebab-case like 'water-mask' (lowercase letters, digits, dashes); got {app!r}"
+        )
     pkg = NewPackage(app, dask)
     targets = {root / path: text for path, text in pkg.files.items()}
     targets[root / "containers" / app / "Dockerfile"] = _dockerfile(root, app)
     existing = [p for p in targets if p.exists()] + [p for p in (root / "tools" / app,) if p.exists()]
     if existing:
-        raise ScaffoldError(f"{existing[0].relative_to(root)} already exists; choose another name or remove it")
+        raise ScaffoldError(
+            f"{existing[0].relative_to(root)} already exists; choose another name or remove it"
+        )
     for path, text in targets.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -101,13 +113,15 @@ def _dockerfile(root: Path, app: str) -> str:
     if not template.exists():
         raise ScaffoldError(f"the Dockerfile template {template} is missing")
     text = template.read_text().replace("ARG APP=convert-url\n", f"ARG APP={app}\n")
-    header = [f"# eopack/{app}: the container of app-packages/{app}, from the one template (only ARG APP differs)."]
+    header = [
+        f"# eopack/{app}: the container of app-packages/{app}, from the one template (only ARG APP differs)."
+    ]
     body = text.split("\n")
     start = next(i for i, line in enumerate(body) if line and not line.startswith("#"))
     return "\n".join(header + body[start:])
 
 
-_CWL = '''cwlVersion: v1.2
+_CWL = """cwlVersion: v1.2
 $$namespaces:
   s: https://schema.org/
   calrissian: https://calrissian-cwl.github.io/schema#
@@ -207,15 +221,15 @@ $$graph:
         type: Directory
         outputBinding:
           glob: .
-'''
+"""
 
-_JOB = '''# The default job of $app (used by `eopack run $app`).
+_JOB = """# The default job of $app (used by `eopack run $app`).
 aoi: "11.4,46.5,11.5,46.6"
 value: 1.5
 resolution: 100
-'''
+"""
 
-_PYPROJECT = '''[project]
+_PYPROJECT = """[project]
 name = "eopack-$app"
 # Must equal s:softwareVersion in app-packages/$app/$app.cwl (checked by `eopack validate`).
 version = "0.1.0"
@@ -239,7 +253,7 @@ build-backend = "hatchling.build"
 
 [tool.hatch.build.targets.wheel]
 packages = ["src/$module"]
-'''
+"""
 
 _INIT = '''"""$app: $title."""
 
@@ -339,13 +353,18 @@ def run(aoi: str, value: float, resolution: float, outdir: Path) -> Path:
     return outdir / "catalog.json"
 '''
 
-_CORE_NUMPY = _CORE_HEAD + '''
+_CORE_NUMPY = (
+    _CORE_HEAD
+    + """
 
 def _compute(value: float, shape: tuple[int, int]) -> np.ndarray:
     return np.full(shape, value, dtype="float32")
-'''
+"""
+)
 
-_CORE_DASK = _CORE_HEAD + '''
+_CORE_DASK = (
+    _CORE_HEAD
+    + '''
 
 def _compute(value: float, shape: tuple[int, int]) -> np.ndarray:
     """Computed on the Dask cluster the package's DaskGatewayRequirement asks for (or a local one)."""
@@ -356,6 +375,7 @@ def _compute(value: float, shape: tuple[int, int]) -> np.ndarray:
     with dask_client():
         return da.full(shape, value, dtype="float32", chunks=512).compute()
 '''
+)
 
 _TEST = '''"""Unit tests of $app."""
 
@@ -386,7 +406,7 @@ def test_bad_bbox_is_an_input_error(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 '''
 
-_WORKFLOW_TEST = '''# $app through `eopack run --runner cwltool` (created by `eopack new`).
+_WORKFLOW_TEST = """# $app through `eopack run --runner cwltool` (created by `eopack new`).
 - name: $app cwltool default job
   tags: [$app, cwltool]
   command: eopack run $app --outdir out -q
@@ -395,4 +415,4 @@ _WORKFLOW_TEST = '''# $app through `eopack run --runner cwltool` (created by `eo
     - path: out/results/result/data.tif
     - path: out/results/result/result.json
       contains: ['"type": "Feature"']
-'''
+"""

@@ -7,7 +7,7 @@ command on their cluster. Only a real controller and node prove that path works 
 Everything lives in one state directory (default ``runs/services/slurm``)::
 
     slurm.conf            written for this host (CPUs and memory from ``slurmd -C``), loopback only
-    munge/                munged's socket, pid and seed (owned by the munge user)
+    (munged's socket, pid, seed and log are in $TMPDIR/eopack-munge-<hash>: see munge_dir)
     state/ spool/         slurmctld's StateSaveLocation and slurmd's spool
     logs/                 munged.log slurmctld.log slurmd.log jobcomp.log (one line per finished job)
     *.pid                 slurmctld.pid slurmd.pid
@@ -24,12 +24,14 @@ Clients find the config through ``SLURM_CONF``; as root, when the machine has no
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +74,7 @@ SlurmdPort={slurmd_port}
 CommunicationParameters=NoCtldInAddrAny,NoInAddrAny
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={root}/munge/munge.socket.2
+AuthInfo=socket={munge}/munge.socket.2
 SlurmUser={user}
 SlurmdUser=root
 StateSaveLocation={root}/state
@@ -227,16 +229,26 @@ def _hardware(log: Path) -> str:
     return " ".join(f"{k}={fields[k]}" for k in keep if k in fields)
 
 
+def munge_dir(base: Path) -> Path:
+    """munged's socket, pid, seed and log, in a folder the munge user can reach.
+
+    munged runs as the munge user, which cannot enter a checkout under a private folder (a
+    ``mktemp -d`` clone is mode 700), so its files live under the system temp dir, one folder per
+    state dir.
+    """
+    digest = hashlib.sha1(str(base.resolve()).encode(), usedforsecurity=False).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"eopack-munge-{digest}"
+
+
 def _prepare_munge(base: Path) -> None:
     """munged refuses directories others can write to; its socket dir belongs to the munge user."""
-    mdir = base / "munge"
+    mdir = munge_dir(base)
     mdir.mkdir(parents=True, exist_ok=True)
     mdir.chmod(0o755)
-    logs = base / "logs"
     if os.geteuid() == 0:
         munge = pwd.getpwnam("munge")
         os.chown(mdir, munge.pw_uid, munge.pw_gid)
-        log = logs / "munged.log"
+        log = mdir / "munged.log"
         log.touch()
         os.chown(log, munge.pw_uid, munge.pw_gid)
         log.chmod(0o640)
@@ -278,7 +290,7 @@ def status(base: Path | None = None) -> SlurmCluster:
     ctld = _pid(base / "slurmctld.pid")
     return SlurmCluster(
         base,
-        _pid(base / "munge" / "munged.pid"),
+        _pid(munge_dir(base) / "munged.pid"),
         ctld,
         _pid(base / "slurmd.pid"),
         _sinfo_state(base) if ctld else None,
@@ -313,6 +325,7 @@ def up(
     conf.write_text(
         CONFIG.format(
             root=base,
+            munge=munge_dir(base),
             ctld_port=CTLD_PORT,
             slurmd_port=SLURMD_PORT,
             user=pwd.getpwuid(os.geteuid()).pw_name,
@@ -323,23 +336,23 @@ def up(
     env = {**os.environ, "SLURM_CONF": str(conf)}
     if current.munged is None:
         _prepare_munge(base)
-        mdir = base / "munge"
+        mdir = munge_dir(base)
         cmd = _proc.as_user(
             [
                 "munged",
                 f"--socket={mdir}/munge.socket.2",
                 f"--pid-file={mdir}/munged.pid",
                 f"--seed-file={mdir}/munged.seed",
-                f"--log-file={logs}/munged.log",
+                f"--log-file={mdir}/munged.log",
             ],
             _munge_user(),
         )
         say("starting munged")
         _proc.run_checked(
-            cmd, service=SERVICE, what="munged", log=logs / "setup.log", fix=f"Read {logs / 'munged.log'}."
+            cmd, service=SERVICE, what="munged", log=logs / "setup.log", fix=f"Read {mdir / 'munged.log'}."
         )
         if not _proc.wait_until(lambda: _pid(mdir / "munged.pid") is not None, 10):
-            raise ServiceUnavailableError(SERVICE, "munged did not start", f"Read {logs / 'munged.log'}.")
+            raise ServiceUnavailableError(SERVICE, "munged did not start", f"Read {mdir / 'munged.log'}.")
     if current.slurmctld is None:
         _proc.ensure_port_free(SERVICE, CTLD_PORT, "SlurmctldPort (stop the other Slurm first)")
         say("starting slurmctld")
@@ -386,7 +399,7 @@ def down(base: Path | None = None, progress: Progress | None = None) -> SlurmClu
     for name, pid_file in (
         ("slurmd", base / "slurmd.pid"),
         ("slurmctld", base / "slurmctld.pid"),
-        ("munged", base / "munge" / "munged.pid"),
+        ("munged", munge_dir(base) / "munged.pid"),
     ):
         pid = _pid(pid_file)
         if pid is not None:

@@ -72,6 +72,14 @@ def test_cli_unknown_function_lists_accepted(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_dask_performance_report_on_request(image_server: str, tmp_path: Path, allow_private: None) -> None:
-    convert(f"{image_server}/sample-rgb.png", "resize", "50%", tmp_path, max_bytes=10**6, timeout=5, dask_report=True)
+    convert(
+        f"{image_server}/sample-rgb.png",
+        "resize",
+        "50%",
+        tmp_path,
+        max_bytes=10**6,
+        timeout=5,
+        dask_report=True,
+    )
     report = (tmp_path / "dask-report.html").read_text()
     assert "<html" in report.lower() and "Dask Performance Report" in report

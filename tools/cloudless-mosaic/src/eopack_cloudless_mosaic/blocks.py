@@ -85,8 +85,11 @@ class Grid:
             col_shift = round((self.transform.c - anchor[0]) / self.transform.a) % size
             row_shift = round((anchor[1] - self.transform.f) / -self.transform.e) % size
         rows, cols = edges(self.height, row_shift), edges(self.width, col_shift)
-        return [(r0, c0, r1 - r0, c1 - c0) for r0, r1 in itertools.pairwise(rows)
-                for c0, c1 in itertools.pairwise(cols)]
+        return [
+            (r0, c0, r1 - r0, c1 - c0)
+            for r0, r1 in itertools.pairwise(rows)
+            for c0, c1 in itertools.pairwise(cols)
+        ]
 
     def block_transform(self, block: tuple[int, int, int, int]) -> rasterio.Affine:
         return self.transform * rasterio.Affine.translation(block[1], block[0])
@@ -117,7 +120,9 @@ def _dataset(href: str) -> tuple[rasterio.io.DatasetReader, int | None]:
     slow too; a month's blocks reopen the same files many times, so each worker thread keeps its
     own small cache (datasets are not thread-safe to share).
     """
-    cache: OrderedDict[str, tuple[rasterio.io.DatasetReader, int | None]] = getattr(_local, "datasets", None) or OrderedDict()
+    cache: OrderedDict[str, tuple[rasterio.io.DatasetReader, int | None]] = (
+        getattr(_local, "datasets", None) or OrderedDict()
+    )
     _local.datasets = cache
     if href in cache:
         cache.move_to_end(href)
@@ -145,15 +150,24 @@ def _read(href: str, grid: Grid, block: tuple[int, int, int, int], dtype: str) -
         and float((dst.f - st.f) / st.e).is_integer()
     )
     if not aligned:
-        with WarpedVRT(src, crs=f"EPSG:{grid.epsg}", transform=dst, width=cols, height=rows,
-                       resampling=Resampling.nearest, nodata=0) as vrt:
+        with WarpedVRT(
+            src,
+            crs=f"EPSG:{grid.epsg}",
+            transform=dst,
+            width=cols,
+            height=rows,
+            resampling=Resampling.nearest,
+            nodata=0,
+        ) as vrt:
             return vrt.read(1, out_dtype=dtype)
     out = np.zeros((rows, cols), dtype=dtype)
     col0, row0 = round((dst.c - st.c) / st.a), round((dst.f - st.f) / st.e)
     r0, c0 = max(row0, 0), max(col0, 0)
     r1, c1 = min(row0 + rows, src.height), min(col0 + cols, src.width)
     if r1 > r0 and c1 > c0:
-        out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+        out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = src.read(
+            1, window=Window(c0, r0, c1 - c0, r1 - r0)
+        )
     return out
 
 

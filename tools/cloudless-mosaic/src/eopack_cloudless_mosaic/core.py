@@ -167,14 +167,18 @@ def _anchor(months: list[Month], grid: Grid) -> tuple[float, float] | None:
     return float(transform[2]), float(transform[5])
 
 
-def _month_results(client: Any, months: list[Month], job: MosaicJob, grid: Grid) -> Iterator[tuple[Month, np.ndarray, np.ndarray]]:
+def _month_results(
+    client: Any, months: list[Month], job: MosaicJob, grid: Grid
+) -> Iterator[tuple[Month, np.ndarray, np.ndarray]]:
     """Yield (month, twice the median DN, clear count) in order; the next month computes meanwhile."""
     blocks = grid.blocks(job.block_size, _anchor(months, grid))
 
     def submit(month: Month) -> list[Any]:
         dates = [[_assets(i, job.bands) for i in day] for _, day in sorted(month.days.items())]
-        return [client.submit(mosaic_block, dates, job.bands, grid, block, job.masked_classes, pure=False)
-                for block in blocks]
+        return [
+            client.submit(mosaic_block, dates, job.bands, grid, block, job.masked_classes, pure=False)
+            for block in blocks
+        ]
 
     pending = submit(months[0])
     for index, month in enumerate(months):
@@ -205,24 +209,40 @@ def _statistics(twice: np.ndarray, valid: np.ndarray, scale: float, offset: floa
     }
 
 
-def _month_item(month: Month, twice: np.ndarray, count: np.ndarray, folder: Path, grid: Grid,
-                job: MosaicJob, encoding: list[tuple[float, float]]) -> pystac.Item:
+def _month_item(
+    month: Month,
+    twice: np.ndarray,
+    count: np.ndarray,
+    folder: Path,
+    grid: Grid,
+    job: MosaicJob,
+    encoding: list[tuple[float, float]],
+) -> pystac.Item:
     """Write one month's COGs and quicklook; ``encoding`` is (scale, offset) per band of the stored values."""
-    west, south, east, north = transform_bounds(f"EPSG:{grid.epsg}", "EPSG:4326",
-                                                *grid.block_bounds((0, 0, grid.height, grid.width)), densify_pts=21)
-    geometry = {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north],
-                                                     [west, south]]]}
+    west, south, east, north = transform_bounds(
+        f"EPSG:{grid.epsg}", "EPSG:4326", *grid.block_bounds((0, 0, grid.height, grid.width)), densify_pts=21
+    )
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
+    }
     days = sorted(month.days)
     item = pystac.Item(
-        f"monthly-mosaic-{month.key}", geometry, [west, south, east, north], None,
+        f"monthly-mosaic-{month.key}",
+        geometry,
+        [west, south, east, north],
+        None,
         {
             "start_datetime": month.start.isoformat().replace("+00:00", "Z"),
             "end_datetime": month.end.isoformat().replace("+00:00", "Z"),
             "processing:software": {"eopack-cloudless-mosaic": VERSION},
             "eopack:acquisition_dates": [d.isoformat() for d in days],
             "eopack:masked_scl_classes": list(job.masked_classes),
-            "eopack:clear_observations": {"minimum": int(count.min()), "maximum": int(count.max()),
-                                          "mean": round(float(count.mean()), 3)},
+            "eopack:clear_observations": {
+                "minimum": int(count.min()),
+                "maximum": int(count.max()),
+                "mean": round(float(count.mean()), 3),
+            },
         },
     )
     crs = f"EPSG:{grid.epsg}"
@@ -235,24 +255,64 @@ def _month_item(month: Month, twice: np.ndarray, count: np.ndarray, folder: Path
         for b, band in enumerate(job.bands):
             name = COMMON.get(band, band.lower())
             scale, offset = encoding[b]
-            writes.append(pool.submit(write_cog, folder / f"{name}.tif", twice[b], grid.transform, crs, nodata=0,
-                                      descriptions=[name], scale=scale, offset=offset, level=1))
-            asset = pystac.Asset(str(folder / f"{name}.tif"), title=f"median {name} reflectance ({band})",
-                                 media_type=pystac.MediaType.COG, roles=["data", "reflectance"])
+            writes.append(
+                pool.submit(
+                    write_cog,
+                    folder / f"{name}.tif",
+                    twice[b],
+                    grid.transform,
+                    crs,
+                    nodata=0,
+                    descriptions=[name],
+                    scale=scale,
+                    offset=offset,
+                    level=1,
+                )
+            )
+            asset = pystac.Asset(
+                str(folder / f"{name}.tif"),
+                title=f"median {name} reflectance ({band})",
+                media_type=pystac.MediaType.COG,
+                roles=["data", "reflectance"],
+            )
             asset.extra_fields["eo:bands"] = [{"name": band, "common_name": name}]
             item.add_asset(name, asset)
             RasterExtension.ext(asset, add_if_missing=True)
-            asset.extra_fields["raster:bands"] = [{"nodata": 0, "data_type": "uint16", "scale": scale,
-                                                   "offset": offset, "spatial_resolution": job.resolution,
-                                                   "statistics": _statistics(twice[b], valid, scale, offset)}]
+            asset.extra_fields["raster:bands"] = [
+                {
+                    "nodata": 0,
+                    "data_type": "uint16",
+                    "scale": scale,
+                    "offset": offset,
+                    "spatial_resolution": job.resolution,
+                    "statistics": _statistics(twice[b], valid, scale, offset),
+                }
+            ]
             small = twice[b, ::step, ::step]
             previews[band] = np.where(small > 0, small * np.float32(scale) + np.float32(offset), np.nan)
-        writes.append(pool.submit(write_cog, folder / "clear-count.tif", count, grid.transform, crs, nodata=None,
-                                  descriptions=["clear"], level=1))
+        writes.append(
+            pool.submit(
+                write_cog,
+                folder / "clear-count.tif",
+                count,
+                grid.transform,
+                crs,
+                nodata=None,
+                descriptions=["clear"],
+                level=1,
+            )
+        )
         for write in writes:
             write.result()
-    item.add_asset("clear_count", pystac.Asset(str(folder / "clear-count.tif"), title="clear observations per pixel",
-                                               media_type=pystac.MediaType.COG, roles=["metadata"]))
+    item.add_asset(
+        "clear_count",
+        pystac.Asset(
+            str(folder / "clear-count.tif"),
+            title="clear observations per pixel",
+            media_type=pystac.MediaType.COG,
+            roles=["metadata"],
+        ),
+    )
     if all(b in previews for b in ("B04", "B03", "B02")):
         # True colour: reflectance 0..0.3 stretched to 0..1, as most S2 viewers do.
         rgb = np.stack([previews[b] for b in ("B04", "B03", "B02")])
@@ -260,8 +320,15 @@ def _month_item(month: Month, twice: np.ndarray, count: np.ndarray, folder: Path
     else:
         first = job.bands[0]
         quicklook(folder / "quicklook.png", previews[first], label=COMMON.get(first, first), vmax=0.5)
-    item.add_asset("quicklook", pystac.Asset(str(folder / "quicklook.png"), title="quicklook",
-                                             media_type=pystac.MediaType.PNG, roles=["overview", "visual"]))
+    item.add_asset(
+        "quicklook",
+        pystac.Asset(
+            str(folder / "quicklook.png"),
+            title="quicklook",
+            media_type=pystac.MediaType.PNG,
+            roles=["overview", "visual"],
+        ),
+    )
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.code, proj.shape, proj.transform = crs, [grid.height, grid.width], list(grid.transform)[:6]
     return item

@@ -756,7 +756,8 @@ def build_item(
         {
             "processing:software": {"eopack-geozarr": VERSION, "eopf-geozarr": version("eopf-geozarr")},
             "eopack:layout": job.layout,
-            "eopack:source": job.source,
+            # A URL is a lasting address; a staged input's path is a runner's temporary copy.
+            "eopack:source": job.source if job.is_url else f"{job.name}.zarr",
         },
     )
     asset = pystac.Asset(
