@@ -27,8 +27,8 @@ from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
 from eopack_eo_common.raster import quicklook, write_cog
-from eopack_eo_common.s2 import BANDS, DEFAULT_MASKED_CLASSES, band_id, dominant_epsg
-from eopack_eo_common.search import Search, parse_bbox, parse_date_range, select_items
+from eopack_eo_common.s2 import BANDS, DEFAULT_MASKED_CLASSES, band_id, dominant_epsg, parse_masked_classes
+from eopack_eo_common.search import Search, select_items
 from eopack_eo_common.stac import flat_layout, save_catalog
 
 from .blocks import Grid, ItemAssets, mosaic_block
@@ -81,22 +81,10 @@ class MosaicJob:
         ids = tuple(dict.fromkeys(band_id(b) for b in names))
         if not resolution > 0:
             raise ToolInputError(f"resolution must be a positive number of metres; got {resolution!r}")
-        if max_cloud_cover is not None and not 0 <= max_cloud_cover <= 100:
-            raise ToolInputError(f"max_cloud_cover must be between 0 and 100; got {max_cloud_cover!r}")
-        if max_items is not None and max_items < 1:
-            raise ToolInputError(f"max_items must be at least 1; got {max_items!r}")
         if not 64 <= block_size <= 8192:
             raise ToolInputError(f"block_size must be between 64 and 8192 pixels; got {block_size!r}")
-        classes: tuple[int, ...] = DEFAULT_MASKED_CLASSES
-        if masked_classes:
-            try:
-                classes = tuple(int(c) for c in masked_classes.replace(" ", ",").split(",") if c)
-            except ValueError:
-                raise ToolInputError(
-                    f"masked_classes must be SCL class numbers like 0,1,3,8,9,10; got {masked_classes!r}"
-                ) from None
-        start, end = parse_date_range(start_date, end_date)
-        search = Search(collection, parse_bbox(aoi), start, end, max_cloud_cover, max_items)
+        search = Search.from_args(collection, aoi, start_date, end_date, max_cloud_cover, max_items)
+        classes = parse_masked_classes(masked_classes)
         return cls(search, ids, resolution, epsg, classes, stac_api, input_catalog, block_size, dask_report)
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "clear_mask",
     "dominant_epsg",
     "load_reflectance",
+    "parse_masked_classes",
 ]
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,22 @@ def band_id(name: str) -> str:
         return key.upper()
     known = ", ".join(f"{k} ({v})" for k, v in BANDS.items())
     raise ToolInputError(f"unknown band {name!r}; use a Sentinel-2 band id or common name: {known}")
+
+
+def parse_masked_classes(text: str | None) -> tuple[int, ...]:
+    """SCL classes from ``"0,1,3,8,9,10"`` (spaces allowed); the default set when empty.
+
+    >>> parse_masked_classes("3, 8,9"), parse_masked_classes(None) == DEFAULT_MASKED_CLASSES
+    ((3, 8, 9), True)
+    """
+    if not text:
+        return DEFAULT_MASKED_CLASSES
+    try:
+        return tuple(int(c) for c in text.replace(" ", ",").split(",") if c)
+    except ValueError:
+        raise ToolInputError(
+            f"masked_classes must be SCL class numbers like 0,1,3,8,9,10; got {text!r}"
+        ) from None
 
 
 def clear_mask(scl: xr.DataArray, masked: Iterable[int] = DEFAULT_MASKED_CLASSES) -> xr.DataArray:

@@ -75,6 +75,24 @@ class Search:
     max_cloud_cover: float | None = None
     max_items: int | None = None
 
+    @classmethod
+    def from_args(
+        cls,
+        collection: str,
+        aoi: str,
+        start_date: str,
+        end_date: str,
+        max_cloud_cover: float | None = None,
+        max_items: int | None = None,
+    ) -> Search:
+        """The search of a tool's inputs, each checked with a message that says what to fix."""
+        if max_cloud_cover is not None and not 0 <= max_cloud_cover <= 100:
+            raise ToolInputError(f"max_cloud_cover must be between 0 and 100; got {max_cloud_cover!r}")
+        if max_items is not None and max_items < 1:
+            raise ToolInputError(f"max_items must be at least 1; got {max_items!r}")
+        start, end = parse_date_range(start_date, end_date)
+        return cls(collection, parse_bbox(aoi), start, end, max_cloud_cover, max_items)
+
     def describe(self) -> str:
         parts = [
             f"collection={self.collection}",

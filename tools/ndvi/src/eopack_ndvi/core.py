@@ -25,8 +25,14 @@ from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
 from eopack_eo_common.raster import band_statistics, quicklook, write_cog
-from eopack_eo_common.s2 import DEFAULT_MASKED_CLASSES, clear_mask, dominant_epsg, load_reflectance
-from eopack_eo_common.search import Search, parse_bbox, parse_date_range, select_items
+from eopack_eo_common.s2 import (
+    DEFAULT_MASKED_CLASSES,
+    clear_mask,
+    dominant_epsg,
+    load_reflectance,
+    parse_masked_classes,
+)
+from eopack_eo_common.search import Search, select_items
 from eopack_eo_common.stac import save_catalog
 
 __all__ = ["AGGREGATIONS", "NdviJob", "ndvi", "run"]
@@ -71,18 +77,8 @@ class NdviJob:
             raise ToolInputError(f"aggregation must be one of {', '.join(AGGREGATIONS)}; got {aggregation!r}")
         if not resolution > 0:
             raise ToolInputError(f"resolution must be a positive number of metres; got {resolution!r}")
-        if max_cloud_cover is not None and not 0 <= max_cloud_cover <= 100:
-            raise ToolInputError(f"max_cloud_cover must be between 0 and 100; got {max_cloud_cover!r}")
-        classes: tuple[int, ...] = DEFAULT_MASKED_CLASSES
-        if masked_classes:
-            try:
-                classes = tuple(int(c) for c in masked_classes.replace(" ", ",").split(",") if c)
-            except ValueError:
-                raise ToolInputError(
-                    f"masked_classes must be SCL class numbers like 0,1,3,8,9,10; got {masked_classes!r}"
-                ) from None
-        start, end = parse_date_range(start_date, end_date)
-        search = Search(collection, parse_bbox(aoi), start, end, max_cloud_cover)
+        search = Search.from_args(collection, aoi, start_date, end_date, max_cloud_cover)
+        classes = parse_masked_classes(masked_classes)
         return cls(search, aggregation, resolution, epsg, classes, stac_api, input_catalog, dask_report)
 
 
