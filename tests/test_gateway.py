@@ -201,11 +201,33 @@ def _openeo_fail(tmp: Path, images_url: str, images: Path) -> Path:
     return job
 
 
+def _geozarr_ok(tmp: Path, images_url: str, images: Path) -> Path:
+    return ROOT / "app-packages" / "geozarr" / "examples" / "default.yml"
+
+
+def _geozarr_fail(tmp: Path, images_url: str, images: Path) -> Path:
+    """A copy of the sample product whose r10m chunks are garbage: decoding fails on the workers."""
+    src = ROOT / "data" / "sample-eopf" / "sample-eopf.zarr"
+    dst = tmp / "broken" / "sample-eopf.zarr"
+    shutil.copytree(src, dst)
+    broken = 0
+    for chunk in (dst / "measurements" / "reflectance" / "r10m").glob("b0*/c/*/*"):  # bands, not x/y
+        if chunk.is_file():
+            chunk.write_bytes(b"\x00garbage" * 64)
+            broken += 1
+    assert broken, "no r10m chunk found to break in the sample product"
+    job = tmp / "job.yml"
+    text = (ROOT / "app-packages" / "geozarr" / "examples" / "default.yml").read_text()
+    job.write_text(text.replace("../../../data/sample-eopf/sample-eopf.zarr", str(dst)))
+    return job
+
+
 JOBS: dict[str, tuple[JobMaker, JobMaker]] = {
     "convert-url": (_convert_ok, _convert_fail),
     "ndvi": (_ndvi_ok, _ndvi_fail),
     "cloudless-mosaic": (_mosaic_ok, _mosaic_fail),
     "openeo-graph": (_openeo_ok, _openeo_fail),
+    "geozarr": (_geozarr_ok, _geozarr_fail),
 }
 
 
