@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent
+# Helpers, not tests: some run inside isolated venvs with their own dependencies (zoo_wes_driver).
+collect_ignore_glob = ["tests/support/*"]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from imageserver import ImageServer, make_images  # noqa: E402
