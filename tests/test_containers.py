@@ -319,7 +319,23 @@ def assert_same_results(expected: Path, actual: Path) -> int:
             rasters += 1
         elif a.suffix == ".json":
             assert _normalise(json.loads(a.read_text())) == _normalise(json.loads(b.read_text())), rel
+    for store in sorted(expected.rglob("*.zarr")):  # GeoZarr output: compare the decoded arrays
+        rasters += _same_zarr(store, actual / store.relative_to(expected))
     return rasters
+
+
+def _same_zarr(a: Path, b: Path) -> int:
+    import numpy as np
+    import zarr
+
+    ga, gb = zarr.open_group(str(a), mode="r"), zarr.open_group(str(b), mode="r")
+    arrays_a = {name: arr for name, arr in ga.members(max_depth=None) if isinstance(arr, zarr.Array)}
+    arrays_b = {name: arr for name, arr in gb.members(max_depth=None) if isinstance(arr, zarr.Array)}
+    assert sorted(arrays_a) == sorted(arrays_b), a.name
+    for name, arr in arrays_a.items():
+        va, vb = arr[...], arrays_b[name][...]
+        assert np.array_equal(va, vb, equal_nan=va.dtype.kind == "f"), f"{a.name}/{name}"
+    return len(arrays_a)
 
 
 @pytest.mark.docker

@@ -146,10 +146,8 @@ def report_timings() -> Iterator[None]:
 
 
 # Differences between the engines that are bugs to fix, not noise to normalise (strict: a fix shows).
-KNOWN_DIFFERENCES = {
-    "geozarr": "Toil stages a Directory input under a random name (tmpXXXXXXXX) even with `basename` in "
-    "the job, and the geozarr tool names its output after its input (sample-eopf.zarr)",
-}
+# Packages whose Slurm outputs are known to differ from cwltool's, with the reason (strict xfail).
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
