@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from eopack_eo_common.cli import run_main, setup_logging
+from eopack_eo_common.cli import add_output_arguments, add_source_arguments, run_main, setup_logging
 
 from .core import DEFAULT_BANDS, MosaicJob, run
 
@@ -18,9 +17,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cloudless-mosaic", description="Monthly cloud-free median mosaics of Sentinel-2 L2A."
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--stac-api", help="STAC API URL to search")
-    source.add_argument("--input-catalog", type=Path, help="staged STAC catalog folder (catalog.json)")
+    add_source_arguments(parser)
     parser.add_argument("--start-date", required=True, help="first day, YYYY-MM-DD (UTC)")
     parser.add_argument("--end-date", required=True, help="last day, YYYY-MM-DD (UTC, inclusive)")
     parser.add_argument("--aoi", required=True, help="west,south,east,north in degrees (EPSG:4326)")
@@ -36,9 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--epsg", type=int, help="output CRS (default: the items' dominant UTM zone)")
     parser.add_argument("--masked-classes", help="SCL classes to mask (default 0,1,3,8,9,10)")
     parser.add_argument("--block-size", type=int, default=1024, help="pixels per block side (default 1024)")
-    parser.add_argument("--dask-report", action="store_true", help="write dask-report.html")
-    parser.add_argument("--outdir", type=Path, default=Path("."), help="where the results go (default: .)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_output_arguments(parser)
     return parser
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
-from eopack_eo_common.cli import run_main, setup_logging
+from eopack_eo_common.cli import add_output_arguments, run_main, setup_logging
 
 from .core import FUNCTIONS, convert
 
@@ -24,9 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", required=True, help="'50%%' or WIDTHxHEIGHT, e.g. 640x480")
     parser.add_argument("--max-bytes", type=int, default=100 * 1024**2, help="download size limit (bytes)")
     parser.add_argument("--timeout", type=float, default=30.0, help="connect/read timeout (seconds)")
-    parser.add_argument("--dask-report", action="store_true", help="write dask-report.html")
-    parser.add_argument("--outdir", type=Path, default=Path("."), help="where the results go (default: .)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_output_arguments(parser)
     return parser
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .errors import EXIT_FAILURE, ToolError
 
-__all__ = ["run_main", "setup_logging"]
+__all__ = ["add_output_arguments", "add_source_arguments", "run_main", "setup_logging"]
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -20,6 +22,20 @@ def setup_logging(verbose: bool = False) -> None:
     )
     for noisy in ("distributed", "rasterio", "urllib3", "PIL", "asyncio", "tornado", "bokeh"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--stac-api`` or ``--input-catalog``, exactly one: the two input paths every EO tool accepts."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--stac-api", help="STAC API URL to search")
+    source.add_argument("--input-catalog", type=Path, help="staged STAC catalog folder (catalog.json)")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags every Dask tool ends with: the optional report, the output folder, verbosity."""
+    parser.add_argument("--dask-report", action="store_true", help="write dask-report.html")
+    parser.add_argument("--outdir", type=Path, default=Path("."), help="where the results go (default: .)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def run_main(tool: str, body: Callable[[Sequence[str] | None], None], argv: Sequence[str] | None) -> int:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from eopack_eo_common.cli import run_main, setup_logging
+from eopack_eo_common.cli import add_output_arguments, add_source_arguments, run_main, setup_logging
 
 __all__ = ["main"]
 
@@ -23,16 +23,12 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         help='process graph JSON: {"process_graph": {...}} as openEO clients write it, or the bare flat graph',
     )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--stac-api", help="STAC API URL to search")
-    source.add_argument("--input-catalog", type=Path, help="staged STAC catalog folder (catalog.json)")
+    add_source_arguments(parser)
     parser.add_argument(
         "--collection-map",
         help="OPENEO_ID=stac-collection-id pairs, comma-separated (SENTINEL2_L2A=sentinel-2-l2a is built in)",
     )
-    parser.add_argument("--dask-report", action="store_true", help="write dask-report.html")
-    parser.add_argument("--outdir", type=Path, default=Path("."), help="where the results go (default: .)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_output_arguments(parser)
     return parser
 
 
