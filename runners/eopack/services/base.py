@@ -24,12 +24,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from ..console import Progress
 from ..errors import ServiceUnavailableError
 from . import _proc
 
 __all__ = ["JsonState", "Progress", "Rollback", "owned_pid", "quiet", "sweep", "write_secret"]
-
-Progress = Callable[[str], None]
 
 
 def quiet(_message: str) -> None:
@@ -105,10 +104,14 @@ class Rollback:
 
 def sweep(
     service: str,
+    root: Path,
     leftovers: Callable[[], Iterable[_proc.ProcInfo]],
     keep: Callable[[_proc.ProcInfo], bool] = lambda _p: False,
 ) -> None:
-    """Kill every process ``leftovers()`` finds (except ``keep``), then fail if any survived."""
+    """After a stop: kill what ``leftovers()`` finds of the service at ``root`` (except ``keep``) and
+    fail if any survived. Nothing to do when ``root`` does not exist (never started there)."""
+    if not root.exists():
+        return
     for proc in list(leftovers()):
         if not keep(proc):
             _proc.stop_pid(proc.pid, timeout=2, group=False, sig=signal.SIGKILL)

@@ -19,6 +19,7 @@ from .. import package
 from ..clients.http import http_status
 from ..errors import ServiceUnavailableError
 from . import _proc
+from .base import Rollback
 
 __all__ = [
     "DEFAULT_PORT",
@@ -135,12 +136,18 @@ def up(root: Path | None = None, port: int = DEFAULT_PORT) -> Registry:
     config = base / "config.yml"
     config.write_text(CONFIG.format(data=base / "data", host=_proc.LOOPBACK, port=port))
     log = base / "registry.log"
-    _proc.spawn([binary, "serve", str(config)], log=log, cwd=base, pid_file=base / "registry.pid")
-    if not _proc.wait_until(lambda: _answers(_proc.LOOPBACK, port), 20.0, interval=0.2):
-        last = _proc.tail(log, 3).replace("\n", " | ")
-        raise ServiceUnavailableError(
-            SERVICE, f"no answer on {_proc.LOOPBACK}:{port} after 20 s: {last or 'no output'}", f"Read {log}."
+    with Rollback() as started:  # a registry that does not answer is stopped again
+        pid_file = base / "registry.pid"
+        started.add(
+            _proc.spawn([binary, "serve", str(config)], log=log, cwd=base, pid_file=pid_file), pid_file
         )
+        if not _proc.wait_until(lambda: _answers(_proc.LOOPBACK, port), 20.0, interval=0.2):
+            last = _proc.tail(log, 3).replace("\n", " | ")
+            raise ServiceUnavailableError(
+                SERVICE,
+                f"no answer on {_proc.LOOPBACK}:{port} after 20 s: {last or 'no output'}",
+                f"Read {log}.",
+            )
     found = status(root, port)
     assert found is not None
     return found

@@ -767,8 +767,7 @@ def down(state_dir: Path | None = None, progress: Progress | None = None) -> Sta
     if (pid := _postmaster_pid(layout)) is not None:
         _stop_postgres(layout)
         say(f"postgres stopped (pid {pid})")
-    if layout.root.exists():
-        sweep(SERVICE, lambda: _leftovers(layout))
+    sweep(SERVICE, layout.root, lambda: _leftovers(layout))
     return status(layout.root)
 
 

@@ -609,8 +609,7 @@ def down(state_dir: Path | None = None, progress: Progress | None = None) -> Wes
         say(f"redis-server stopped (pid {pid})")
     for path in layout.pid.values():
         path.unlink(missing_ok=True)
-    if layout.root.exists():
-        sweep(SERVICE, lambda: _leftovers(layout))
+    sweep(SERVICE, layout.root, lambda: _leftovers(layout))
     return status(layout.root)
 
 
