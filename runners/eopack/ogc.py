@@ -9,9 +9,14 @@ only describes the process, deploys it and drives its jobs (Part 1: execute, sta
   Two corrections on top: an input with a CWL ``default`` has ``minOccurs: 0`` (a client may omit
   it; cwl2ogc only looks at nullability), and keeps that default in its schema even when it is falsy
   (cwl2ogc 0.22 drops ``default: false``).
-* ``OgcClient``: deploy (``executionUnit`` by reference to a released CWL, or the CWL inline as
-  ``application/cwl+yaml``), execute (``Prefer: respond-async``; the job id from the body or the
-  ``Location`` header), status, results, dismiss, undeploy; bearer token or basic auth.
+* ``OgcClient``: deploy (an ``application/ogcapppkg+json`` body whose ``executionUnit`` refers to a
+  released CWL, or the CWL inline as ``application/cwl+yaml``), execute (``Prefer: respond-async``;
+  the job id from the body or the ``Location`` header), status, results, jobs (list), dismiss,
+  the deployed package (Part 2 ``GET /processes/{id}/package``), undeploy; bearer or basic auth.
+* ``job_inputs``: File and Directory inputs travel *by value* as URL strings, what ``describe``
+  declares (``type: string, format: uri``). ZOO-Project treats ``{"href": URL}`` as a by-reference
+  input and downloads it into a ``cache_file`` before the package sees it (zoo-runner-common
+  ``ZooInputs.get_processing_parameters``); the eoap pattern tester sends plain values too.
 """
 
 from __future__ import annotations
@@ -37,11 +42,15 @@ __all__ = [
     "describe_cmd",
     "job_inputs",
     "ogc_cli",
+    "with_defaults",
 ]
 
 # OGC API Processes Part 1, statusInfo.status.
 JOB_STATUSES = ("accepted", "running", "successful", "failed", "dismissed")
 FINAL_STATUSES = ("successful", "failed", "dismissed")
+# OGC API Processes Part 2 media types: the application package (JSON) and the CWL itself.
+OGCAPPPKG = "application/ogcapppkg+json"
+CWL_YAML = "application/cwl+yaml"
 
 
 class OgcApiError(EopackError):
@@ -92,9 +101,12 @@ def describe(pkg: Package) -> dict[str, Any]:
 
 
 def job_inputs(job: Mapping[str, Any]) -> dict[str, Any]:
-    """A CWL job order as OGC ``inputs``: File/Directory become ``{"href": URL}``.
+    """A CWL job order as OGC ``inputs``: File/Directory become their URL, a string passed by value.
 
-    A local path is refused: the server cannot read this machine's disk.
+    Not ``{"href": URL}``: a server reads that as a reference to download (ZOO-Project fetches it
+    into a cache file and hands the package the file's content), while the process description
+    declares these inputs as ``type: string, format: uri``. A local path is refused: the server
+    cannot read this machine's disk.
     """
 
     def convert(key: str, value: Any) -> Any:
@@ -107,12 +119,27 @@ def job_inputs(job: Mapping[str, Any]) -> dict[str, Any]:
                     f"{location or 'a local path'} is on this machine",
                     "Give an http(s) URL the server can read (e.g. a STAC item or catalog URL).",
                 )
-            return {"href": location}
+            return location
         if isinstance(value, list):
             return [convert(key, v) for v in value]
         return value
 
     return {k: convert(k, v) for k, v in job.items() if v is not None}
+
+
+def with_defaults(pkg: Package, job: Mapping[str, Any]) -> dict[str, Any]:
+    """``job`` plus the Workflow's ``default`` of every input it leaves out, sent explicitly.
+
+    ZOO-Project's DRU turns a CWL input with a default but a non-null type (``boolean``,
+    ``default: false``) into a required input (``minOccurs`` 1, no schema default) and fails the
+    job with ``MissingParameterValue`` when it is omitted; sending the default works everywhere.
+    """
+    out = dict(job)
+    for entry in as_list(pkg.workflow.get("inputs"), "id"):
+        key = short_id(entry["id"])
+        if key not in out and "default" in entry:
+            out[key] = entry["default"]
+    return out
 
 
 @dataclass
@@ -179,7 +206,8 @@ class OgcClient:
         params = {"w": process_id}
         if href:
             kwargs: dict[str, Any] = {
-                "json": {"executionUnit": {"href": href, "type": "application/cwl"}},
+                "data": json.dumps({"executionUnit": {"href": href, "type": "application/cwl"}}),
+                "headers": {"Content-Type": OGCAPPPKG},
             }
         else:
             assert cwl is not None
@@ -227,6 +255,27 @@ class OgcClient:
             self._request(f"results of job {job_id}", "GET", f"jobs/{quote(job_id)}/results", (200,)).json()
         )
 
+    def jobs(self, process_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Part 1 ``GET /jobs``: the statusInfo of each job the server lists (filters optional)."""
+        params = {k: v for k, v in (("processID", process_id), ("status", status)) if v}
+        body = self._request("listing jobs", "GET", "jobs", (200,), params=params).json()
+        return [dict(j) for j in body.get("jobs", [])]
+
+    def package(self, process_id: str, media_type: str = CWL_YAML) -> str:
+        """Part 2 ``GET /processes/{id}/package``: the deployed application package, as text.
+
+        ``media_type`` is the ``Accept`` header: ``application/cwl+yaml`` (the CWL) or
+        ``application/ogcapppkg+json``.
+        """
+        resp = self._request(
+            f"fetching the package of {process_id}",
+            "GET",
+            f"processes/{quote(process_id)}/package",
+            (200,),
+            headers={"Accept": media_type},
+        )
+        return resp.text
+
     def dismiss(self, job_id: str) -> dict[str, Any]:
         resp = self._request(f"dismissing job {job_id}", "DELETE", f"jobs/{quote(job_id)}", (200, 204))
         return dict(resp.json()) if resp.content else {}
@@ -269,6 +318,7 @@ def _fix(status: int) -> str:
         401: "Give a valid --token (bearer) or --user/--password.",
         403: "The account may not do this; check its rights on the server.",
         404: "Check --endpoint (the API root, before /processes) and the id.",
+        406: "The server does not have it in that encoding; try --format cwl.",
         409: "It exists already: undeploy it first, or deploy with --replace.",
     }.get(status, "See the server's log.")
 
@@ -365,7 +415,7 @@ def execute_cmd(
 
     pkg = find_package(app)
     client = _client(endpoint, token, user, password)
-    info = client.execute(pkg.name, job_inputs(load_job(job or pkg.default_job)))
+    info = client.execute(pkg.name, job_inputs(with_defaults(pkg, load_job(job or pkg.default_job))))
     if not wait_:
         _echo(info)
         return
@@ -399,6 +449,61 @@ def results_cmd(
 ) -> None:
     """Print the job's results document."""
     _echo(_client(endpoint, token, user, password).results(job_id))
+
+
+@ogc_cli.command("jobs")
+@_endpoint
+@_token
+@_user
+@_password
+@click.option("--process", "process_id", metavar="ID", help="Only the jobs of this process.")
+@click.option("--status", type=click.Choice(JOB_STATUSES), help="Only the jobs in this status.")
+def jobs_cmd(
+    endpoint: str,
+    token: str | None,
+    user: str | None,
+    password: str | None,
+    process_id: str | None,
+    status: str | None,
+) -> None:
+    """List the server's jobs (Part 1 GET /jobs): one line each, id, status, process."""
+    for job in _client(endpoint, token, user, password).jobs(process_id, status):
+        click.echo(f"{job.get('jobID')}\t{job.get('status')}\t{job.get('processID', '')}")
+
+
+@ogc_cli.command("dismiss")
+@_endpoint
+@_token
+@_user
+@_password
+@click.argument("job_id")
+def dismiss_cmd(
+    endpoint: str, token: str | None, user: str | None, password: str | None, job_id: str
+) -> None:
+    """Dismiss a job (Part 1 DELETE /jobs/{jobID}): cancel it if running, drop its results."""
+    _echo(_client(endpoint, token, user, password).dismiss(job_id))
+
+
+@ogc_cli.command("package")
+@_endpoint
+@_token
+@_user
+@_password
+@click.argument("app")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cwl", "ogcapppkg"]),
+    default="cwl",
+    show_default=True,
+    help="cwl: application/cwl+yaml; ogcapppkg: application/ogcapppkg+json.",
+)
+def package_cmd(
+    endpoint: str, token: str | None, user: str | None, password: str | None, app: str, fmt: str
+) -> None:
+    """Print the package the server holds for APP (Part 2 GET /processes/{id}/package)."""
+    media = CWL_YAML if fmt == "cwl" else OGCAPPPKG
+    click.echo(_client(endpoint, token, user, password).package(app, media).rstrip("\n"))
 
 
 @ogc_cli.command("undeploy")
