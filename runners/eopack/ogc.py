@@ -25,7 +25,7 @@ from typing import Any
 from .clients.ogc import OgcApiError
 from .package import Package, as_list, short_id
 
-__all__ = ["describe", "job_inputs"]
+__all__ = ["describe", "job_inputs", "with_defaults"]
 
 
 def describe(pkg: Package) -> dict[str, Any]:
@@ -67,9 +67,13 @@ def describe(pkg: Package) -> dict[str, Any]:
 
 
 def job_inputs(job: Mapping[str, Any]) -> dict[str, Any]:
-    """A CWL job order as OGC ``inputs``: File/Directory become ``{"href": URL}``.
+    """A CWL job order as OGC ``inputs``: File/Directory become their URL, a string passed by value.
 
-    A local path is refused: the server cannot read this machine's disk.
+    Not ``{"href": URL}``: a server reads that as a reference to download (ZOO-Project fetches it
+    into a cache file and hands the package the file's content, zoo-runner-common
+    ``ZooInputs.get_processing_parameters``), while ``describe`` declares these inputs as
+    ``type: string, format: uri``; the eoap pattern tester sends plain values too. A local path is
+    refused: the server cannot read this machine's disk.
     """
 
     def convert(key: str, value: Any) -> Any:
@@ -82,9 +86,24 @@ def job_inputs(job: Mapping[str, Any]) -> dict[str, Any]:
                     f"{location or 'a local path'} is on this machine",
                     "Give an http(s) URL the server can read (e.g. a STAC item or catalog URL).",
                 )
-            return {"href": location}
+            return location
         if isinstance(value, list):
             return [convert(key, v) for v in value]
         return value
 
     return {k: convert(k, v) for k, v in job.items() if v is not None}
+
+
+def with_defaults(pkg: Package, job: Mapping[str, Any]) -> dict[str, Any]:
+    """``job`` plus the Workflow's ``default`` of every input it leaves out, sent explicitly.
+
+    ZOO-Project's DRU turns a CWL input with a default but a non-null type (``boolean``,
+    ``default: false``) into a required input (``minOccurs`` 1, no schema default) and fails the
+    job with ``MissingParameterValue`` when it is omitted; sending the default works everywhere.
+    """
+    out = dict(job)
+    for entry in as_list(pkg.workflow.get("inputs"), "id"):
+        key = short_id(entry["id"])
+        if key not in out and "default" in entry:
+            out[key] = entry["default"]
+    return out

@@ -13,8 +13,28 @@ Replace, Undeploy) specifications, and nothing more:
 * ``GET /jobs/{id}``: statusInfo; each poll moves an async job accepted → running → successful (or
   failed, when an input value is ``"fail"``). ``GET /jobs/{id}/results``: the results document, or
   404 ``result-not-ready`` before. ``DELETE /jobs/{id}``: dismissed.
+* ``GET /jobs`` (Part 1 job list, ``processID``/``status``/``limit`` filters): ``{"jobs": [statusInfo],
+  "links", "numberTotal"}``, a ``rel="next"`` link when ``limit`` cuts the list.
+* ``GET /processes/{id}/package`` (Part 2): ``Accept: application/cwl+yaml`` gives the CWL as deployed;
+  ``application/ogcapppkg+json`` the JSON application package (as deployed, or wrapping the CWL).
 * Errors are exception documents (``type``, ``title``, ``status``, ``detail``).
 * Auth: when ``token`` or ``basic`` is set, anything else gets 401.
+
+What a real ZOO-Project DRU answered (docs/interop.md; tests/test_ogc.py checks each of these here):
+
+* deploy: ``201``, ``Location: .../processes/{id}``, the body is the process summary itself (not
+  wrapped); the JSON package comes as ``Content-Type: application/ogcapppkg+json``; ``?w=`` names
+  the Workflow (also on ``PUT``); a second deploy is ``409`` with type ``.../ogcapi-processes-2/1.0/
+  duplicated-process``; ``PUT`` and ``DELETE /processes/{id}`` answer ``204``.
+* an input with a ``default`` but a non-null type (``boolean``, ``default: false``) is required
+  (``minOccurs`` 1) in the deployed description: a client must send the value.
+* Directory inputs are declared ``type: string, format: uri`` and taken by value; an ``href`` object is
+  a reference the server downloads (here: refused for a string input, 400).
+* execute without ``Prefer: respond-async`` on a deployed (mutable) process: ``500`` "The synchronous
+  mode is not allowed for mutable services."; with it: ``201``, ``Location: .../jobs/{id}``,
+  ``Preference-Applied: respond-async`` and a statusInfo whose status is already ``running``.
+* status values seen: ``running``, ``failed``, ``dismissed`` (``successful`` per the standard).
+  ``DELETE /jobs/{id}``: ``200`` + statusInfo ``dismissed``. Unknown job: ``404`` ``no-such-job``.
 """
 
 from __future__ import annotations
@@ -45,10 +65,22 @@ def _entries(section: Any) -> list[dict[str, Any]]:
     return list(section or [])
 
 
-def _optional(entry: dict[str, Any]) -> bool:
+def _nullable(entry: dict[str, Any]) -> bool:
+    """Optional for ZOO-Project's DRU: a nullable type. A ``default`` alone does not make it optional."""
     typ = entry.get("type")
-    nullable = (isinstance(typ, str) and typ.endswith("?")) or (isinstance(typ, list) and "null" in typ)
-    return nullable or "default" in entry
+    return (isinstance(typ, str) and typ.endswith("?")) or (isinstance(typ, list) and "null" in typ)
+
+
+def _schema(entry: dict[str, Any]) -> dict[str, Any]:
+    typ = entry.get("type")
+    base = typ.rstrip("?") if isinstance(typ, str) else next((t for t in typ or [] if t != "null"), "")
+    if base in ("Directory", "File"):
+        return {"type": "string", "format": "uri"}
+    return {
+        "type": {"int": "integer", "long": "integer", "float": "number", "double": "number"}.get(
+            str(base), "boolean" if base == "boolean" else "string"
+        )
+    }
 
 
 @dataclass
@@ -134,17 +166,19 @@ class OgcServer:
             if proc["id"] in procs:
                 return 409, self._exc2("duplicated-process", 409, f"process {proc['id']} exists"), {}
             procs[proc["id"]] = proc
-            return (
-                201,
-                {"processSummary": self._summary(proc)},
-                {"Location": f"{self.url}/processes/{proc['id']}"},
-            )
+            return 201, self._summary(proc), {"Location": f"{self.url}/processes/{proc['id']}"}
+        if parts == ["jobs"] and method == "GET":
+            return self._jobs(query)
+        if len(parts) == 3 and parts[0] == "processes" and parts[2] == "package" and method == "GET":
+            if parts[1] not in procs:
+                return 404, self._exc("no-such-process", 404, f"process {parts[1]} not found"), {}
+            return self._package(procs[parts[1]], headers.get("Accept", ""))
         if len(parts) == 2 and parts[0] == "processes":
             pid = parts[1]
             if pid not in procs:
                 return 404, self._exc("no-such-process", 404, f"process {pid} not found"), {}
             if method == "GET":
-                return 200, procs[pid], {}
+                return 200, self._public(procs[pid]), {}
             if method == "DELETE":
                 del procs[pid]
                 return 204, None, {}
@@ -173,8 +207,10 @@ class OgcServer:
 
     def _deployable(self, query: dict[str, str], headers: Any, body: bytes) -> dict[str, Any]:
         ctype = headers.get("Content-Type", "").split(";")[0].strip()
-        if ctype == "application/json":
-            unit = (json.loads(body or b"{}").get("executionUnit")) or {}
+        package: Any = None
+        if ctype in ("application/ogcapppkg+json", "application/json"):
+            package = json.loads(body or b"{}")
+            unit = package.get("executionUnit") or {}
             if unit.get("type") not in ("application/cwl", "application/cwl+yaml") or not unit.get("href"):
                 raise ValueError("executionUnit needs href and type application/cwl")
             with urllib.request.urlopen(unit["href"], timeout=10) as resp:
@@ -192,6 +228,8 @@ class OgcServer:
         if flow is None:
             raise ValueError("cannot tell which Workflow to deploy: give ?w=<id>")
         return {
+            "package": package,
+            "cwl": text,
             "id": _short(flow["id"]),
             "title": flow.get("label", ""),
             "description": flow.get("doc", ""),
@@ -200,8 +238,9 @@ class OgcServer:
             "inputs": {
                 _short(i["id"]): {
                     "title": i.get("label", ""),
-                    "minOccurs": 0 if _optional(i) else 1,
+                    "minOccurs": 0 if _nullable(i) else 1,
                     "maxOccurs": 1,
+                    "schema": _schema(i),
                 }
                 for i in _entries(flow.get("inputs"))
             },
@@ -217,16 +256,27 @@ class OgcServer:
         inputs = json.loads(body or b"{}").get("inputs", {})
         missing = [k for k, v in proc["inputs"].items() if v["minOccurs"] and k not in inputs]
         unknown = [k for k in inputs if k not in proc["inputs"]]
-        if missing or unknown:
+        by_ref = [
+            k
+            for k, v in inputs.items()
+            if k in proc["inputs"]
+            and proc["inputs"][k]["schema"].get("format") == "uri"
+            and any(isinstance(x, dict) for x in (v if isinstance(v, list) else [v]))
+        ]
+        if missing or unknown or by_ref:
             parts = ([f"missing {missing}"] if missing else []) + ([f"unknown {unknown}"] if unknown else [])
+            parts += [f"{k} is declared type string, format uri: send the URL by value" for k in by_ref]
             detail = "; ".join(parts)
             return 400, self._exc("invalid-parameter", 400, detail), {}
+        if "respond-async" not in headers.get("Prefer", ""):
+            detail = "The synchronous mode is not allowed for mutable services."
+            return 500, {"title": "NoApplicableCode", "type": "NoApplicableCode", "detail": detail}, {}
         job_id = f"job-{next(self.state.ids)}"
         fail = "fail" in json.dumps(inputs)
         job = {
             "jobID": job_id,
             "processID": pid,
-            "status": "accepted",
+            "status": "running",  # ZOO-Project answers the 201 with the job already running
             "inputs": inputs,
             "fail": fail,
             "message": "tool exited 1" if fail else "",
@@ -239,17 +289,40 @@ class OgcServer:
             },
         }
         self.state.jobs[job_id] = job
-        if "respond-async" in headers.get("Prefer", ""):
-            return 201, self._status_info(job), {"Location": f"{self.url}/jobs/{job_id}"}
-        while job["status"] not in ("successful", "failed"):
-            self._advance(job)
-        if job["status"] == "failed":
-            return 500, self._exc("job-results-failed", 500, job["message"]), {}
-        return 200, job["results"], {}
+        headers_out = {"Location": f"{self.url}/jobs/{job_id}", "Preference-Applied": "respond-async"}
+        return 201, self._status_info(job), headers_out
+
+    def _jobs(self, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        jobs = [
+            self._status_info(j)
+            for j in self.state.jobs.values()
+            if query.get("processID", j["processID"]) == j["processID"]
+            and query.get("status", j["status"]) == j["status"]
+        ]
+        links = [{"rel": "self", "type": "application/json", "href": f"{self.url}/jobs"}]
+        limit = int(query.get("limit", 1000))
+        if len(jobs) > limit:
+            links.append(
+                {
+                    "rel": "next",
+                    "type": "application/json",
+                    "href": f"{self.url}/jobs?limit={limit}&skip={limit}",
+                }
+            )
+        return 200, {"jobs": jobs[:limit], "links": links, "numberTotal": len(jobs)}, {}
+
+    @staticmethod
+    def _package(proc: dict[str, Any], accept: str) -> tuple[int, Any, dict[str, str]]:
+        if "application/cwl" in accept:
+            return 200, proc["cwl"], {"Content-Type": "application/cwl+yaml"}
+        package = proc["package"] or {
+            "executionUnit": {"value": proc["cwl"], "mediaType": "application/cwl+yaml"}
+        }
+        return 200, package, {"Content-Type": "application/ogcapppkg+json"}
 
     @staticmethod
     def _advance(job: dict[str, Any]) -> None:
-        nxt = {"accepted": "running", "running": "failed" if job["fail"] else "successful"}
+        nxt = {"running": "failed" if job["fail"] else "successful"}
         job["status"] = nxt.get(job["status"], job["status"])
 
     def _status_info(self, job: dict[str, Any]) -> dict[str, Any]:
@@ -274,6 +347,9 @@ class OgcServer:
     def _summary(self, proc: dict[str, Any]) -> dict[str, Any]:
         return {k: proc[k] for k in ("id", "title", "version", "jobControlOptions")}
 
+    def _public(self, proc: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in proc.items() if k not in ("package", "cwl")}
+
     @staticmethod
     def _exc(kind: str, status: int, detail: str) -> dict[str, Any]:
         return {"type": f"{EXC}/{kind}", "title": kind.replace("-", " "), "status": status, "detail": detail}
@@ -287,11 +363,18 @@ class OgcServer:
         h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None
     ) -> None:
         h.send_response(status)
-        for key, value in (headers or {}).items():
+        headers = dict(headers or {})
+        ctype = headers.pop("Content-Type", "application/json")
+        for key, value in headers.items():
             h.send_header(key, value)
-        data = b"" if payload is None else json.dumps(payload).encode()
+        if payload is None:
+            data = b""
+        elif isinstance(payload, str):
+            data = payload.encode()
+        else:
+            data = json.dumps(payload).encode()
         if data:
-            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Type", ctype)
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)

@@ -1,12 +1,15 @@
 """A small OGC API Processes client (Part 1 execute/status/results, Part 2 deploy/undeploy) for ZOO-Project.
 
-Deploy sends the ``executionUnit`` by reference to a released CWL, or the CWL inline as
-``application/cwl+yaml``; execute asks ``Prefer: respond-async`` and takes the job id from the body
-or the ``Location`` header; bearer token or basic auth. Errors are one line: request, answer, fix.
+Deploy sends an ``application/ogcapppkg+json`` body whose ``executionUnit`` refers to a released
+CWL, or the CWL inline as ``application/cwl+yaml``; execute asks ``Prefer: respond-async`` and takes
+the job id from the body or the ``Location`` header; jobs lists them (Part 1 ``GET /jobs``),
+dismiss deletes one, package fetches what the server holds (Part 2 ``GET /processes/{id}/package``);
+bearer token or basic auth. Errors are one line: request, answer, fix.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,11 +22,14 @@ import requests
 from ..errors import EopackError
 from . import http
 
-__all__ = ["FINAL_STATUSES", "JOB_STATUSES", "OgcApiError", "OgcClient"]
+__all__ = ["CWL_YAML", "FINAL_STATUSES", "JOB_STATUSES", "OGCAPPPKG", "OgcApiError", "OgcClient"]
 
 # OGC API Processes Part 1, statusInfo.status.
 JOB_STATUSES = ("accepted", "running", "successful", "failed", "dismissed")
 FINAL_STATUSES = ("successful", "failed", "dismissed")
+# OGC API Processes Part 2 media types: the application package (JSON) and the CWL itself.
+OGCAPPPKG = "application/ogcapppkg+json"
+CWL_YAML = "application/cwl+yaml"
 
 
 class OgcApiError(EopackError):
@@ -98,11 +104,12 @@ class OgcClient:
         params = {"w": process_id}
         if href:
             kwargs: dict[str, Any] = {
-                "json": {"executionUnit": {"href": href, "type": "application/cwl"}},
+                "data": json.dumps({"executionUnit": {"href": href, "type": "application/cwl"}}),
+                "headers": {"Content-Type": OGCAPPPKG},
             }
         else:
             assert cwl is not None
-            kwargs = {"data": cwl.read_bytes(), "headers": {"Content-Type": "application/cwl+yaml"}}
+            kwargs = {"data": cwl.read_bytes(), "headers": {"Content-Type": CWL_YAML}}
         resp = self._request(
             f"deploying {process_id}",
             "PUT" if replace else "POST",
@@ -146,6 +153,27 @@ class OgcClient:
             self._request(f"results of job {job_id}", "GET", f"jobs/{quote(job_id)}/results", (200,)).json()
         )
 
+    def jobs(self, process_id: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+        """Part 1 ``GET /jobs``: the statusInfo of each job the server lists (filters optional)."""
+        params = {k: v for k, v in (("processID", process_id), ("status", status)) if v}
+        body = self._request("listing jobs", "GET", "jobs", (200,), params=params).json()
+        return [dict(j) for j in body.get("jobs", [])]
+
+    def package(self, process_id: str, media_type: str = CWL_YAML) -> str:
+        """Part 2 ``GET /processes/{id}/package``: the deployed application package, as text.
+
+        ``media_type`` is the ``Accept`` header: ``application/cwl+yaml`` (the CWL) or
+        ``application/ogcapppkg+json``.
+        """
+        resp = self._request(
+            f"fetching the package of {process_id}",
+            "GET",
+            f"processes/{quote(process_id)}/package",
+            (200,),
+            headers={"Accept": media_type},
+        )
+        return resp.text
+
     def dismiss(self, job_id: str) -> dict[str, Any]:
         resp = self._request(f"dismissing job {job_id}", "DELETE", f"jobs/{quote(job_id)}", (200, 204))
         return dict(resp.json()) if resp.content else {}
@@ -186,5 +214,6 @@ def _fix(status: int) -> str:
         401: "Give a valid --token (bearer) or --user/--password.",
         403: "The account may not do this; check its rights on the server.",
         404: "Check --endpoint (the API root, before /processes) and the id.",
+        406: "The server does not have it in that encoding; try --format cwl.",
         409: "It exists already: undeploy it first, or deploy with --replace.",
     }.get(status, "See the server's log.")

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from ..clients.ogc import OgcApiError, OgcClient
+from ..clients.ogc import CWL_YAML, JOB_STATUSES, OGCAPPPKG, OgcApiError, OgcClient
 from ..job import load_job
-from ..ogc import describe, job_inputs
+from ..ogc import describe, job_inputs, with_defaults
 from ..package import find_package, repo_root
 
 __all__ = ["describe_cmd", "ogc_cli"]
@@ -102,7 +102,7 @@ def execute_cmd(
     """Start APP with the inputs of JOB (a CWL job file; default examples/default.yml); prints the job."""
     pkg = find_package(app)
     client = _client(endpoint, token, user, password)
-    info = client.execute(pkg.name, job_inputs(load_job(job or pkg.default_job)))
+    info = client.execute(pkg.name, job_inputs(with_defaults(pkg, load_job(job or pkg.default_job))))
     if not wait_:
         _echo(info)
         return
@@ -136,6 +136,61 @@ def results_cmd(
 ) -> None:
     """Print the job's results document."""
     _echo(_client(endpoint, token, user, password).results(job_id))
+
+
+@ogc_cli.command("jobs")
+@_endpoint
+@_token
+@_user
+@_password
+@click.option("--process", "process_id", metavar="ID", help="Only the jobs of this process.")
+@click.option("--status", type=click.Choice(JOB_STATUSES), help="Only the jobs in this status.")
+def jobs_cmd(
+    endpoint: str,
+    token: str | None,
+    user: str | None,
+    password: str | None,
+    process_id: str | None,
+    status: str | None,
+) -> None:
+    """List the server's jobs (Part 1 GET /jobs): one line each, id, status, process."""
+    for job in _client(endpoint, token, user, password).jobs(process_id, status):
+        click.echo(f"{job.get('jobID')}\t{job.get('status')}\t{job.get('processID', '')}")
+
+
+@ogc_cli.command("dismiss")
+@_endpoint
+@_token
+@_user
+@_password
+@click.argument("job_id")
+def dismiss_cmd(
+    endpoint: str, token: str | None, user: str | None, password: str | None, job_id: str
+) -> None:
+    """Dismiss a job (Part 1 DELETE /jobs/{jobID}): cancel it if running, drop its results."""
+    _echo(_client(endpoint, token, user, password).dismiss(job_id))
+
+
+@ogc_cli.command("package")
+@_endpoint
+@_token
+@_user
+@_password
+@click.argument("app")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["cwl", "ogcapppkg"]),
+    default="cwl",
+    show_default=True,
+    help="cwl: application/cwl+yaml; ogcapppkg: application/ogcapppkg+json.",
+)
+def package_cmd(
+    endpoint: str, token: str | None, user: str | None, password: str | None, app: str, fmt: str
+) -> None:
+    """Print the package the server holds for APP (Part 2 GET /processes/{id}/package)."""
+    media = CWL_YAML if fmt == "cwl" else OGCAPPPKG
+    click.echo(_client(endpoint, token, user, password).package(app, media).rstrip("\n"))
 
 
 @ogc_cli.command("undeploy")
