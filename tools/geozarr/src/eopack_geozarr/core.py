@@ -24,7 +24,6 @@ import datetime as dt
 import difflib
 import json
 import logging
-import socket
 import sys
 import tarfile
 import tempfile
@@ -43,10 +42,12 @@ import zarr
 from pystac.extensions.projection import ProjectionExtension
 
 from eopack_eo_common.dask_cluster import dask_client, performance_report
-from eopack_eo_common.download import check_address, fetch
+from eopack_eo_common.download import fetch, open_url
 from eopack_eo_common.errors import ToolError, ToolInputError
 from eopack_eo_common.output import staged_output
+from eopack_eo_common.remote import http_storage_options
 from eopack_eo_common.stac import save_catalog
+from eopack_eo_common.urlguard import parse_url
 
 __all__ = [
     "DEFAULT_GROUPS",
@@ -151,7 +152,9 @@ class GeozarrJob:
             raise ToolInputError(f"min_dimension must be a positive number of pixels; got {min_dimension}")
         item: dict[str, Any] | None = None
         if zarr_url:
-            if urlsplit(zarr_url).scheme not in _URL_SCHEMES:
+            if zarr_url.lower().startswith(("http://", "https://")):
+                parse_url(zarr_url)  # the URL guard's parser: ambiguous or broken URLs are input errors
+            elif not zarr_url.startswith("s3://"):
                 raise ToolInputError(f"zarr_url must start with http://, https:// or s3://; got {zarr_url!r}")
             source = zarr_url.rstrip("/")
         elif stac_item:
@@ -186,7 +189,7 @@ def _zarr_asset(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def resolve_stac_item(ref: str) -> tuple[dict[str, Any], str]:
     """Read a STAC item (URL or local file) and return it with the absolute location of its Zarr asset."""
-    if urlsplit(ref).scheme in ("http", "https"):
+    if ref.lower().startswith(("http://", "https://")):
         with tempfile.TemporaryDirectory() as tmp:
             got = fetch(
                 ref, Path(tmp) / "item.json", max_bytes=10 * 1024**2, timeout=_PREFLIGHT_TIMEOUT, deadline=60
@@ -206,6 +209,14 @@ def resolve_stac_item(ref: str) -> tuple[dict[str, Any], str]:
         raise ToolInputError(f'stac_item {ref} is not a STAC item (no "type": "Feature")')
     key, asset = _zarr_asset(item)
     href = urljoin(base, str(asset["href"]))
+    if not base.startswith("file://") and urlsplit(href).scheme not in _URL_SCHEMES:
+        # A remote item must not point this tool at local files (or any non-network scheme).
+        raise ToolInputError(
+            f"asset {key!r} of the remote STAC item {ref} points to {href}; a remote item's Zarr asset "
+            "must be an http(s) or s3 URL"
+        )
+    if urlsplit(href).scheme in ("http", "https"):
+        parse_url(href)
     if href.startswith("file://"):
         href = href.removeprefix("file://")
         if not Path(href).is_dir():
@@ -220,21 +231,6 @@ def resolve_stac_item(ref: str) -> tuple[dict[str, Any], str]:
 # ---- step 1: preflight ---------------------------------------------------------------------------
 
 
-def _check_host(url: str) -> None:
-    """Refuse private addresses (eo-common's download rules) before anything, xarray included, connects."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as err:
-        raise ToolInputError(
-            f"cannot resolve host {host!r} of {url}: {err.strerror}; check the URL"
-        ) from None
-    for info in infos:
-        check_address(host, str(info[4][0]))
-
-
 def preflight(url: str, timeout: float = _PREFLIGHT_TIMEOUT) -> list[tuple[str, int | None, float]]:
     """HEAD (then GET) the store's metadata documents; log status and timing of each.
 
@@ -245,34 +241,29 @@ def preflight(url: str, timeout: float = _PREFLIGHT_TIMEOUT) -> list[tuple[str, 
     Returns:
         ``(url, status or None, seconds)`` per request made.
     """
-    import urllib3
-
     if urlsplit(url).scheme not in ("http", "https"):
         log.info("preflight: skipped for %s (not http)", url)
         return []
-    _check_host(url)
-    http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout), retries=False
-    )
     results: list[tuple[str, int | None, float]] = []
     for doc in ("zarr.json", ".zmetadata", ".zgroup"):
         target = f"{url}/{doc}"
         for method in ("HEAD", "GET"):
             started = time.monotonic()
-            try:
-                resp = http.request(method, target, preload_content=False, redirect=True)
-                resp.release_conn()
-            except urllib3.exceptions.HTTPError as err:
+            try:  # through the URL guard: every hop checked, connections pinned to checked addresses
+                with open_url(target, method=method, timeout=timeout, deadline=3 * timeout) as opened:
+                    status = opened.response.status
+            except ToolInputError:
+                raise
+            except ToolError as err:
                 took = time.monotonic() - started
-                reason = getattr(err, "reason", None) or err
                 raise ToolError(
-                    f"cannot reach {url} (preflight {method} {doc} failed after {took:.1f} s: {reason}); "
+                    f"cannot reach {url} (preflight {method} {doc} failed after {took:.1f} s: {err}); "
                     "check the URL and that the server is up"
                 ) from None
             took = time.monotonic() - started
-            results.append((target, resp.status, took))
-            log.info("preflight: %s %s -> HTTP %d in %.3f s", method, target, resp.status, took)
-            if resp.status != 405:  # Method Not Allowed: retry with GET
+            results.append((target, status, took))
+            log.info("preflight: %s %s -> HTTP %d in %.3f s", method, target, status, took)
+            if status != 405:  # Method Not Allowed: retry with GET
                 break
         if results[-1][1] == 200:
             return results
@@ -284,6 +275,8 @@ def preflight(url: str, timeout: float = _PREFLIGHT_TIMEOUT) -> list[tuple[str, 
 
 
 def _storage_options(source: str) -> dict[str, Any] | None:
+    if source.startswith(("http://", "https://")):
+        return http_storage_options(source)  # every connection, redirects included, passes the URL guard
     if source.startswith("s3://"):
         from eopf_geozarr.conversion.fs_utils import get_storage_options
 
@@ -298,6 +291,8 @@ def open_tree(source: str) -> xr.DataTree:
         tree = xr.open_datatree(
             source, engine="zarr", chunks="auto", storage_options=_storage_options(source)
         )
+    except ToolError:
+        raise
     except FileNotFoundError as err:
         raise ToolInputError(f"{source} is not a Zarr store (no zarr.json / .zgroup found): {err}") from None
     except Exception as err:
