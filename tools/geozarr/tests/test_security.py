@@ -79,7 +79,7 @@ def test_remote_item_cannot_point_at_local_files(
     """A remote STAC item naming a local store made the tool read (and publish) local files."""
     served = tmp_path / "served"
     served.mkdir()
-    item = {
+    item: dict[str, object] = {
         "type": "Feature",
         "stac_version": "1.1.0",
         "id": "evil",
