@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ __all__ = ["DEFAULT_BANDS", "MosaicJob", "group_by_month", "run"]
 
 log = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+VERSION = version("eopack-cloudless-mosaic")  # one source: tools/cloudless-mosaic/pyproject.toml
 DEFAULT_BANDS = ("red", "green", "blue", "nir")
 COMMON = {v: k for k, v in BANDS.items()}  # B04 -> red
 
@@ -349,6 +350,7 @@ def run(job: MosaicJob, outdir: Path) -> Path:
         license="other",
     )
     empty: list[str] = []
+    written: list[pystac.Item] = []
     with staged_output(outdir) as stage:
         report = stage / "dask-report.html" if job.dask_report else None
         with dask_client() as client, performance_report(report):
@@ -364,7 +366,7 @@ def run(job: MosaicJob, outdir: Path) -> Path:
                     continue
                 folder = stage / f"monthly-mosaic-{month.key}"
                 folder.mkdir()
-                collection.add_item(_month_item(month, twice, count, folder, grid, job, encoding))
+                written.append(_month_item(month, twice, count, folder, grid, job, encoding))
                 log.info(
                     "wrote %s (%d date(s), clear observations per pixel %d..%d)",
                     month.key,
@@ -375,9 +377,14 @@ def run(job: MosaicJob, outdir: Path) -> Path:
         collection.summaries.add("eopack:months", [m.key for m in months])
         if empty:  # summaries may not hold empty lists
             collection.summaries.add("eopack:months_without_clear_pixel", empty)
-        catalog = pystac.Catalog(
-            "cloudless-mosaic-results", "Cloudless monthly mosaics", title="cloudless-mosaic"
-        )
+        # The root catalog shares the Collection's id, so `eopack publish` files the loose items
+        # into the Collection that describes them (items go to their root catalog's id).
+        catalog = pystac.Catalog("cloudless-mosaic", "Cloudless monthly mosaics", title="cloudless-mosaic")
         catalog.add_child(collection)
+        # Items hang directly under the root catalog: a platform's stage-out uploads the
+        # non-recursive catalog.get_items() (DESIGN.md §3). The Collection still describes them.
+        for item in written:
+            catalog.add_item(item)
+            item.set_collection(collection)
         save_catalog(catalog, stage, flat_layout(stage))
     return outdir / "catalog.json"

@@ -53,25 +53,35 @@ _UNITS = {
     "GB": 1000**3,
     "TB": 1000**4,
 }
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(K|M|G|T|KB|MB|GB|TB)?$")
 
 
 def parse_memory(value: str | int) -> int:
-    """Bytes in a Calrissian memory string: K/M/G/T are ×1024, KB/MB/GB/TB ×1000.
+    """Bytes in a Calrissian memory string (the tool side's only memory parser).
 
-    >>> parse_memory("2G"), parse_memory("2GB"), parse_memory("512M")
-    (2147483648, 2000000000, 536870912)
+    Accepted, exactly as the runner side (``eopack.dask.memory_bytes``) accepts them: a non-negative
+    decimal number immediately followed by one upper-case unit, ``K``/``M``/``G``/``T`` (×1024) or
+    ``KB``/``MB``/``GB``/``TB`` (×1000). Surrounding whitespace is ignored. Refused: lower-case units
+    (``2g``), a space between number and unit (``2 G``), Kubernetes units (``2Gi``), signs and
+    exponents. One addition the runner side has no need for: a bare number (or an ``int``) is a byte
+    count, which is how a default derived from another value is passed on.
+
+    >>> parse_memory("2G"), parse_memory("2GB"), parse_memory("512M"), parse_memory("1.5K")
+    (2147483648, 2000000000, 536870912, 1536)
+    >>> parse_memory("2g")
+    Traceback (most recent call last):
+    ...
+    eopack_eo_common.errors.ToolInputError: memory '2g' is not understood; use a number with one of the units K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'
     """
     if isinstance(value, int):
         return value
-    match = _MEMORY.match(str(value))
-    unit = match.group(2).upper() if match else None
-    if match is None or unit not in _UNITS:
+    match = _MEMORY.match(str(value).strip())
+    if match is None:
         raise ToolInputError(
             f"memory {value!r} is not understood; use a number with one of the units "
             "K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'"
         )
-    return int(float(match.group(1)) * _UNITS[unit])
+    return int(float(match.group(1)) * _UNITS[match.group(2) or ""])
 
 
 def worker_count(max_cores: int, worker_cores_limit: int, max_memory: int, worker_memory: int) -> int:

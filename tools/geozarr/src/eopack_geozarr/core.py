@@ -32,6 +32,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -66,7 +67,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+VERSION = version("eopack-geozarr")  # one source: tools/geozarr/pyproject.toml
 LAYOUTS = ("generic", "s2-optimized")
 ZARR_MEDIA_TYPE = "application/vnd+zarr"
 DEFAULT_GROUPS = (
@@ -741,7 +742,6 @@ def build_item(
     archive: Path | None,
 ) -> pystac.Item:
     """A STAC item whose ``geozarr`` asset is the store, with proj info and the levels of each group."""
-    from importlib.metadata import version
 
     from pyproj import CRS
 
