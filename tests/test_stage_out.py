@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,17 +93,39 @@ def check_stage_out_ready(root: Path) -> list[pystac.Item]:
     return items
 
 
-def check_valid(root: Path) -> set[str]:
-    """Core + extension schemas offline; return the extensions left unchecked."""
-    content = read_run(root, schema_map=schema_map())
+def check_valid(root: Path, scratch: Path) -> set[str]:
+    """Core + extension schemas offline; return the extensions left unchecked.
+
+    Known deviation, checked apart: the tools add ``proj:epsg`` beside ``proj:code`` for stackstac
+    (DESIGN.md §8, ``add_epsg_alias``), which projection v2.0.0's schema forbids. The copy that is
+    validated drops exactly that alias; everything else must pass.
+    """
+    copy = scratch / root.name
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("*.zarr", "*.tif", "*.png", "*.gz"))
+    for path in copy.rglob("*.json"):
+        try:
+            doc = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("type") == "Feature":
+            for holder in [doc.get("properties", {}), *doc.get("assets", {}).values()]:
+                if "proj:code" in holder:
+                    holder.pop("proj:epsg", None)
+            path.write_text(json.dumps(doc))
+    for path in root.rglob("*"):  # assets: link them back so the house rules see them
+        target = copy / path.relative_to(root)
+        if not target.exists() and (path.is_file() or path.suffix == ".zarr"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    content = read_run(copy, schema_map=schema_map())
     assert content.problems == [], [str(p) for p in content.problems]
     return set(content.unchecked)
 
 
-def check_output(app: str, workflow_dir: Path) -> None:
+def check_output(app: str, workflow_dir: Path, scratch: Path) -> None:
     root = workflow_dir / RUNS[app][1]
     items = check_stage_out_ready(root)
-    unchecked = check_valid(root)
+    unchecked = check_valid(root, scratch)
     local = {p.parent.parent.name for p in SCHEMAS.glob("*/*/schema.json")}
     assert not [u for u in unchecked if any(f"/{name}/" in u for name in local)], unchecked
     if app == "cloudless-mosaic":  # a Collection still describes the loose items
@@ -113,28 +136,28 @@ def check_output(app: str, workflow_dir: Path) -> None:
 
 # pytest-workflow needs the mark on the function itself, hence one small test per package.
 @pytest.mark.workflow(RUNS["cloudless-mosaic"][0])
-def test_cloudless_mosaic_items_at_the_root(workflow_dir: Path) -> None:
-    check_output("cloudless-mosaic", workflow_dir)
+def test_cloudless_mosaic_items_at_the_root(workflow_dir: Path, tmp_path: Path) -> None:
+    check_output("cloudless-mosaic", workflow_dir, tmp_path)
 
 
 @pytest.mark.workflow(RUNS["convert-url"][0])
-def test_convert_url_items_at_the_root(workflow_dir: Path) -> None:
-    check_output("convert-url", workflow_dir)
+def test_convert_url_items_at_the_root(workflow_dir: Path, tmp_path: Path) -> None:
+    check_output("convert-url", workflow_dir, tmp_path)
 
 
 @pytest.mark.workflow(RUNS["geozarr"][0])
-def test_geozarr_items_at_the_root(workflow_dir: Path) -> None:
-    check_output("geozarr", workflow_dir)
+def test_geozarr_items_at_the_root(workflow_dir: Path, tmp_path: Path) -> None:
+    check_output("geozarr", workflow_dir, tmp_path)
 
 
 @pytest.mark.workflow(RUNS["ndvi"][0])
-def test_ndvi_items_at_the_root(workflow_dir: Path) -> None:
-    check_output("ndvi", workflow_dir)
+def test_ndvi_items_at_the_root(workflow_dir: Path, tmp_path: Path) -> None:
+    check_output("ndvi", workflow_dir, tmp_path)
 
 
 @pytest.mark.workflow(RUNS["openeo-graph"][0])
-def test_openeo_graph_items_at_the_root(workflow_dir: Path) -> None:
-    check_output("openeo-graph", workflow_dir)
+def test_openeo_graph_items_at_the_root(workflow_dir: Path, tmp_path: Path) -> None:
+    check_output("openeo-graph", workflow_dir, tmp_path)
 
 
 # ------------------------------------------------------------------ publishing every output
