@@ -198,16 +198,8 @@ def _statistics(twice: np.ndarray, valid: np.ndarray, scale: float, offset: floa
     }
 
 
-def _month_item(
-    month: Month,
-    twice: np.ndarray,
-    count: np.ndarray,
-    folder: Path,
-    grid: Grid,
-    job: MosaicJob,
-    encoding: list[tuple[float, float]],
-) -> pystac.Item:
-    """Write one month's COGs and quicklook; ``encoding`` is (scale, offset) per band of the stored values."""
+def _month_metadata(month: Month, count: np.ndarray, grid: Grid, job: MosaicJob) -> pystac.Item:
+    """The month's item without assets: footprint, time range, provenance, clear-view statistics."""
     west, south, east, north = transform_bounds(
         f"EPSG:{grid.epsg}", "EPSG:4326", *grid.block_bounds((0, 0, grid.height, grid.width)), densify_pts=21
     )
@@ -234,6 +226,19 @@ def _month_item(
             },
         },
     )
+    return item
+
+
+def _write_month(
+    item: pystac.Item,
+    twice: np.ndarray,
+    count: np.ndarray,
+    folder: Path,
+    grid: Grid,
+    job: MosaicJob,
+    encoding: list[tuple[float, float]],
+) -> dict[str, np.ndarray]:
+    """Write the month's band COGs and clear count, add them as assets; return the decimated previews."""
     crs = f"EPSG:{grid.epsg}"
     step = max(1, int(np.ceil(max(grid.height, grid.width) / 1024)))
     previews = {}
@@ -302,6 +307,13 @@ def _month_item(
             roles=["metadata"],
         ),
     )
+    return previews
+
+
+def _month_quicklook(
+    item: pystac.Item, previews: dict[str, np.ndarray], folder: Path, job: MosaicJob
+) -> None:
+    """Write quicklook.png (true colour when B04/B03/B02 are there, else the first band) and add it."""
     if all(b in previews for b in ("B04", "B03", "B02")):
         # True colour: reflectance 0..0.3 stretched to 0..1, as most S2 viewers do.
         rgb = np.stack([previews[b] for b in ("B04", "B03", "B02")])
@@ -318,6 +330,22 @@ def _month_item(
             roles=["overview", "visual"],
         ),
     )
+
+
+def _month_item(
+    month: Month,
+    twice: np.ndarray,
+    count: np.ndarray,
+    folder: Path,
+    grid: Grid,
+    job: MosaicJob,
+    encoding: list[tuple[float, float]],
+) -> pystac.Item:
+    """Write one month's COGs and quicklook; ``encoding`` is (scale, offset) per band of the stored values."""
+    item = _month_metadata(month, count, grid, job)
+    previews = _write_month(item, twice, count, folder, grid, job, encoding)
+    _month_quicklook(item, previews, folder, job)
+    crs = f"EPSG:{grid.epsg}"
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.code, proj.shape, proj.transform = crs, [grid.height, grid.width], list(grid.transform)[:6]
     return item
