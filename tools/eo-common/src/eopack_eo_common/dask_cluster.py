@@ -53,35 +53,40 @@ _UNITS = {
     "GB": 1000**3,
     "TB": 1000**4,
 }
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(K|M|G|T|KB|MB|GB|TB)?$")
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
 def parse_memory(value: str | int) -> int:
     """Bytes in a Calrissian memory string (the tool side's only memory parser).
 
-    Accepted, exactly as the runner side (``eopack.dask.memory_bytes``) accepts them: a non-negative
-    decimal number immediately followed by one upper-case unit, ``K``/``M``/``G``/``T`` (×1024) or
-    ``KB``/``MB``/``GB``/``TB`` (×1000). Surrounding whitespace is ignored. Refused: lower-case units
-    (``2g``), a space between number and unit (``2 G``), Kubernetes units (``2Gi``), signs and
-    exponents. One addition the runner side has no need for: a bare number (or an ``int``) is a byte
-    count, which is how a default derived from another value is passed on.
+    Accepted, exactly as the runner side (``eopack.package.memory_bytes``) accepts them; the shared
+    table is tests/test_memory_units.py:
 
-    >>> parse_memory("2G"), parse_memory("2GB"), parse_memory("512M"), parse_memory("1.5K")
+    * a non-negative decimal number (``2``, ``1.5``; no sign, no exponent), then
+    * optionally one unit, in any case: ``K``, ``M``, ``G``, ``T`` (×1024) or ``KB``, ``MB``, ``GB``,
+      ``TB`` (×1000), so ``2g`` is ``2G``; without a unit (or as an ``int``) the number is bytes;
+    * spaces around the number and between number and unit are ignored (``" 2 G "``).
+
+    Refused with the allowed units in the message: Kubernetes units (``2Gi``, ``512Mi``), any other
+    unit, a unit without a number, signs and exponents.
+
+    >>> parse_memory("2G"), parse_memory("2GB"), parse_memory("512m"), parse_memory("1.5K")
     (2147483648, 2000000000, 536870912, 1536)
-    >>> parse_memory("2g")
+    >>> parse_memory("2Gi")
     Traceback (most recent call last):
     ...
-    eopack_eo_common.errors.ToolInputError: memory '2g' is not understood; use a number with one of the units K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'
+    eopack_eo_common.errors.ToolInputError: memory '2Gi' is not understood; use a number with one of the units K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'
     """
     if isinstance(value, int):
         return value
-    match = _MEMORY.match(str(value).strip())
-    if match is None:
+    match = _MEMORY.match(str(value))
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _UNITS:
         raise ToolInputError(
             f"memory {value!r} is not understood; use a number with one of the units "
             "K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'"
         )
-    return int(float(match.group(1)) * _UNITS[match.group(2) or ""])
+    return int(float(match.group(1)) * _UNITS[unit])
 
 
 def worker_count(max_cores: int, worker_cores_limit: int, max_memory: int, worker_memory: int) -> int:
