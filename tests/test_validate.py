@@ -206,3 +206,15 @@ def test_unknown_app_lists_available() -> None:
     proc = eopack("validate", "no-such-app")
     assert proc.returncode == 2
     assert "No application package 'no-such-app'" in proc.stderr and "convert-url" in proc.stderr
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_tool_reports_the_package_version(app: str) -> None:
+    """STAC ``processing:software`` uses the tool's VERSION, read from its installed metadata: it
+    follows a version bump of ``pyproject.toml``, which `eopack validate` keeps equal to the CWL."""
+    import importlib
+
+    from eopack.package import find_package
+
+    core = importlib.import_module(f"eopack_{app.replace('-', '_')}.core")
+    assert find_package(app, ROOT).version == core.VERSION
