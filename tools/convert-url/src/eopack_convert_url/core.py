@@ -2,7 +2,9 @@
 
 GeoTIFFs keep their georeferencing: the transform is scaled with the pixels and the STAC item
 carries the footprint and projection. Other images (PNG, JPEG, ...) are resized with Pillow and
-described by an item without geometry, as the STAC spec allows.
+described by an item with the global footprint and ``eopack:georeferenced: false`` (docs/adr/0005):
+STAC allows a null geometry, but pgstac-backed catalogs (``eopack publish``, a platform's stage-out)
+index items by footprint and refuse one without it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -35,8 +38,10 @@ from eopack_eo_common.urlguard import parse_url
 
 __all__ = [
     "FUNCTIONS",
+    "GLOBAL_FOOTPRINT",
     "MAX_BYTES_IN_MEMORY",
     "MAX_SAMPLES",
+    "VERSION",
     "Size",
     "check_samples",
     "convert",
@@ -44,6 +49,14 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+VERSION = version("eopack-convert-url")  # one source: tools/convert-url/pyproject.toml
+
+#: What an image without georeferencing covers: anywhere (as EOEPCA's convert-url writes it).
+GLOBAL_FOOTPRINT: dict[str, Any] = {
+    "type": "Polygon",
+    "coordinates": [[[-180.0, -90.0], [180.0, -90.0], [180.0, 90.0], [-180.0, 90.0], [-180.0, -90.0]]],
+}
 
 # What one image may hold, source or target, checked from the header before a pixel is decoded:
 # a 77-byte PNG may declare 65535x65535 pixels, a 111 KB sparse GeoTIFF 10 GiB.
@@ -273,23 +286,26 @@ def _make_item(
     size_text: str,
     when: dt.datetime,
 ) -> pystac.Item:
-    geometry = bbox = None
-    if "crs" in info:
+    georeferenced = "crs" in info
+    if georeferenced:
         bbox = list(transform_bounds(info["crs"], "EPSG:4326", *info["bounds"], densify_pts=21))
         west, south, east, north = bbox
-        geometry = {
+        geometry: dict[str, Any] = {
             "type": "Polygon",
             "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
         }
+    else:  # docs/adr/0005: a catalog indexes by footprint; "anywhere", and say so
+        bbox, geometry = [-180.0, -90.0, 180.0, 90.0], GLOBAL_FOOTPRINT
     item = pystac.Item(
         id=item_id,
         geometry=geometry,
         bbox=bbox,
         datetime=when,
         properties={
-            "processing:software": {"convert-url": "1.0.0"},
+            "processing:software": {"eopack-convert-url": VERSION},
             "eopack:source_url": url,
             "eopack:function": f"{fn} {size_text}",
+            "eopack:georeferenced": georeferenced,
         },
     )
     rows, cols = info["shape"]
