@@ -8,8 +8,12 @@ to treat exactly that address as public, nothing else changes.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import ipaddress
 import socket
+import ssl
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -347,3 +351,71 @@ def test_every_refused_address_is_non_public(ip: ipaddress.IPv4Address | ipaddre
     assert ip.is_global and not ip.is_multicast
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         assert ip.ipv4_mapped.is_global
+
+
+# ---- TLS: the pinned connection keeps the name for SNI, certificate check and Host -------------------
+
+
+def _tls_server(tmp_path: Path, name: str) -> tuple[http.server.ThreadingHTTPServer, list[str], list[str]]:
+    """An HTTPS server on 127.0.0.2 with a self-signed certificate for ``name``; records SNI and Host."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    snis: list[str] = []
+    hosts: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            hosts.append(self.headers["Host"])
+            body = b"over tls"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, server_name, ctx: snis.append(server_name or "")  # type: ignore[assignment,func-returns-value]
+    server = http.server.ThreadingHTTPServer(("127.0.0.2", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, snis, hosts
+
+
+@pytest.mark.parametrize("cert_name", ["tls.test", "other.test"])
+def test_https_connects_to_the_checked_address_with_the_url_name(
+    cert_name: str, public_standin: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, snis, hosts = _tls_server(tmp_path, cert_name)
+    port = server.server_address[1]
+    real = socket.getaddrinfo
+
+    def resolver(host: object, *args: object, **kwargs: object) -> object:
+        if host == "tls.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port))]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "cert.pem"))  # trust the test certificate only
+    try:
+        if cert_name == "tls.test":
+            got = fetch(f"https://tls.test:{port}/a.png", tmp_path / "x", timeout=5)
+            assert got.path.read_bytes() == b"over tls"
+            assert snis == ["tls.test"] and hosts == [f"tls.test:{port}"]
+        else:  # the certificate is checked against the URL's name, not the address connected to
+            with pytest.raises(ToolError, match="certificate|hostname"):
+                fetch(f"https://tls.test:{port}/a.png", tmp_path / "x", timeout=5)
+            assert hosts == []
+    finally:
+        server.shutdown()
+        server.server_close()
