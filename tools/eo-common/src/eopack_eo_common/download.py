@@ -94,10 +94,9 @@ class _Deadline:
 
 @dataclass(frozen=True)
 class _Pin:
-    """What a connection may connect to: the guard's checked address for the URL's host."""
+    """What a connection may connect to: the guard's checked addresses for the URL's host, in order."""
 
-    family: socket.AddressFamily
-    ip: str
+    addresses: list[tuple[socket.AddressFamily, str]]
     host: str
     deadline: _Deadline
 
@@ -117,31 +116,32 @@ class _PinnedMixin:
 
     def _new_conn(self) -> socket.socket:
         pin = self._pin
-        left = pin.deadline.remaining()
-        if left <= 0:
-            raise ConnectTimeoutError(self, f"no time left to connect to {pin.host}")
-        wait = left if self.timeout is None else min(float(self.timeout), left)
-        sock = socket.socket(pin.family, socket.SOCK_STREAM)
-        try:
-            for option in self.socket_options or ():
-                sock.setsockopt(*option)
-            sock.settimeout(wait)
-            sock.connect((pin.ip, self.port))
-            urlguard.check_address(pin.host, str(sock.getpeername()[0]))
-        except TimeoutError:
-            sock.close()
-            raise ConnectTimeoutError(self, f"connection to {pin.host} ({pin.ip}) timed out") from None
-        except OSError as err:
-            sock.close()
-            raise NewConnectionError(
-                self,  # type: ignore[arg-type]
-                f"cannot connect to {pin.host} ({pin.ip}): {err}",
-            ) from None
-        except BaseException:
-            sock.close()
-            raise
-        pin.deadline.watch(sock)
-        return sock
+        failures: list[str] = []
+        for family, ip in pin.addresses:  # the checked answers only, in the resolver's order
+            left = pin.deadline.remaining()
+            if left <= 0:
+                raise ConnectTimeoutError(self, f"no time left to connect to {pin.host}")
+            wait = left if self.timeout is None else min(float(self.timeout), left)
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                sock.settimeout(wait)
+                sock.connect((ip, self.port))
+                urlguard.check_address(pin.host, str(sock.getpeername()[0]))  # before a byte is sent
+            except OSError as err:  # TimeoutError included: try the next checked address
+                sock.close()
+                failures.append(f"{ip}: {'timed out' if isinstance(err, TimeoutError) else err}")
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            pin.deadline.watch(sock)
+            return sock
+        raise NewConnectionError(
+            self,  # type: ignore[arg-type]
+            f"cannot connect to {pin.host} ({'; '.join(failures)})",
+        )
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -186,8 +186,7 @@ class Opened:
 def _request(
     target: urlguard.Target, method: str, timeout: float, deadline: _Deadline
 ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
-    family, ip = urlguard.resolve(target.host, target.port)[0]
-    pin = _Pin(family, ip, target.host, deadline)
+    pin = _Pin(urlguard.resolve(target.host, target.port), target.host, deadline)
     pool_cls = _PinnedHTTPSPool if target.scheme == "https" else _PinnedHTTPPool
     pool = pool_cls(
         target.host,
