@@ -60,7 +60,9 @@ def test_describe_matches_the_cwl(package: Package) -> None:
         assert (ogc["minOccurs"], ogc["maxOccurs"]) == (0 if optional else 1, 1), key
         base = typ.rstrip("?")
         schema = ogc["schema"]
-        if base in _CWL_TO_JSON:
+        if isinstance(cwl["type"], dict) and cwl["type"].get("type") == "enum":  # a fixed choice
+            assert schema["type"] == "string" and schema["enum"] == cwl["type"]["symbols"], key
+        elif base in _CWL_TO_JSON:
             assert schema["type"] == _CWL_TO_JSON[base], key
         elif base.endswith("[]"):
             assert schema["type"] == "array" and schema["items"]["type"] == _CWL_TO_JSON[base[:-2]], key
@@ -94,6 +96,48 @@ def test_ap_validator_passes(package: Package) -> None:
     report = json.loads(proc.stdout)
     assert report["valid"] is True, report
     assert not [i for i in report["issues"] if i["type"] == "error"], report
+
+
+def test_eoap_validator_metadata_profile_has_no_error(package: Package, tmp_path: Path) -> None:
+    """eoap-validator (PyPI, isolated venv) with the metadata and eoap-package profiles: 0 errors.
+
+    eoap-validator 0.3.1 crashes on any hint cwl-utils does not know (rules.py reads ``hint.class_``
+    of the plain mapping it keeps for ``calrissian:DaskGatewayRequirement``), so it reads a copy
+    without that hint; every other line of the package is what it checks.
+    """
+    python = isolated_venv("eoap-validator-0.3.1", ["eoap-validator==0.3.1"])
+    doc = YAML(typ="rt").load(package.path.read_text())
+    for process in doc["$graph"]:
+        hints = process.get("hints") or {}
+        for key in [k for k in hints if str(k).endswith("DaskGatewayRequirement")]:
+            del hints[key]
+        if "hints" in process and not hints:
+            del process["hints"]
+    copy = tmp_path / package.path.name
+    with copy.open("w") as handle:
+        YAML(typ="rt").dump(doc, handle)
+    proc = subprocess.run(
+        [str(python.parent / "eoap-validator"), "--profile", "metadata", "--profile", "eoap-package",
+         "--format", "json", f"{copy}#{package.name}"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    report = json.loads(proc.stdout)
+    text = json.dumps(report)
+    assert "TM.METADATA.MODEL" in text, "the metadata profile did not run"
+    errors = [f for f in _findings(report) if f.get("severity") == "error" or f.get("status") == "failed"]
+    assert errors == [], errors
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _findings(report: Any) -> list[dict[str, Any]]:
+    """Every finding in eoap-validator's JSON report, wherever its version nests them."""
+    if isinstance(report, dict):
+        if "rule_id" in report:
+            return [report]
+        return [f for v in report.values() for f in _findings(v)]
+    if isinstance(report, list):
+        return [f for v in report for f in _findings(v)]
+    return []
 
 
 # --- eoap-cwlwrap --------------------------------------------------------------------------

@@ -109,6 +109,54 @@ CASES = [
 ]
 
 
+# The platform metadata and CWL house style (issues 18 and 19): each finding names its check id.
+STYLE_CASES = [
+    (r"^s:publisher: \*eopack\n", "", "convert-url: s:publisher: missing: add s:publisher", "schema_org"),
+    (r'^s:dateCreated: "2026-11-25"$', 's:dateCreated: "someday"', "convert-url: s:dateCreated: 'someday' is not a past ISO date", "metadata_date"),
+    (r"^s:name: convert-url$", "s:name: convert", "convert-url: s:name: is 'convert': set it to 'convert-url'", "metadata_name"),
+    (r"^    s:email: eopack@users.noreply.github.com$", "    s:email: someone@example.org", "convert-url: s:author: 'someone@example.org' is not an author in pyproject.toml", "metadata_project"),
+    (r"^  - class: s:Person$", "  - class: s:Organization", "convert-url: s:author: an entry is a Organization", "metadata_author"),
+    (r"^      fn:\n        type:\n          type: enum\n          symbols: \[resize\]\n        inputBinding:",
+     "      fn:\n        doc: The operation.\n        type:\n          type: enum\n          symbols: [resize]\n        inputBinding:",
+     "convert-url: CommandLineTool 'convert' input 'fn': repeats the Workflow input's doc: remove it", "cwl_doc_repeated"),
+    (r"^      fn:\n        type:\n          type: enum\n          symbols: \[resize\]\n        inputBinding:",
+     "      fn:\n        type:\n          type: enum\n          symbols: [resize, blur]\n        inputBinding:",
+     "convert-url: CommandLineTool 'convert' input 'fn': symbols ['resize', 'blur'] differ from the Workflow's ['resize']", "cwl_enum"),
+    (r"^        doc: The operation to perform on the image .*\n        type:\n          type: enum\n          symbols: \[resize\]\n",
+     "        doc: The operation to perform; one of resize.\n        type: string\n",
+     "convert-url: Workflow input 'fn': a fixed choice typed as string: type it as an enum", "cwl_enum"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "check"),
+    STYLE_CASES,
+    ids=[c[3] + "-" + c[2].split(": ")[1][:20] for c in STYLE_CASES],
+)
+def test_style_and_metadata_findings_carry_their_check_id(
+    repo_copy: Path, old: str, new: str, line: str, check: str
+) -> None:
+    _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", old, new)
+    proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
+    assert proc.returncode == 1
+    hits = [out for out in proc.stdout.splitlines() if out.startswith(line)]
+    assert hits and all(out.endswith(f" [{check}]") for out in hits), proc.stdout
+
+
+def test_a_file_without_format_is_a_finding(repo_copy: Path) -> None:
+    _edit(
+        repo_copy / "app-packages/openeo-graph/openeo-graph.cwl",
+        r"^        format: iana:application/json\n",
+        "",
+    )
+    proc = eopack("validate", "openeo-graph", "--no-cwltool", cwd=repo_copy)
+    assert proc.returncode == 1
+    assert (
+        "openeo-graph: Workflow input 'process_graph': File without format: add format: an IANA media type "
+        "(iana:application/json) or an EDAM format [cwl_file_format]"
+    ) in proc.stdout.splitlines()
+
+
 @pytest.mark.parametrize(("old", "new", "line"), CASES, ids=[c[2].split(": ")[2][:40] for c in CASES])
 def test_violation_is_one_clear_line(repo_copy: Path, old: str, new: str, line: str) -> None:
     _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", old, new)
@@ -158,3 +206,15 @@ def test_unknown_app_lists_available() -> None:
     proc = eopack("validate", "no-such-app")
     assert proc.returncode == 2
     assert "No application package 'no-such-app'" in proc.stderr and "convert-url" in proc.stderr
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_the_tool_reports_the_package_version(app: str) -> None:
+    """STAC ``processing:software`` uses the tool's VERSION, read from its installed metadata: it
+    follows a version bump of ``pyproject.toml``, which `eopack validate` keeps equal to the CWL."""
+    import importlib
+
+    from eopack.package import find_package
+
+    core = importlib.import_module(f"eopack_{app.replace('-', '_')}.core")
+    assert find_package(app, ROOT).version == core.VERSION

@@ -8,12 +8,26 @@ $schemas:
 s:softwareVersion: 1.0.0
 s:name: cloudless-mosaic
 s:description: Monthly cloud-free median mosaics of Sentinel-2 L2A, masked per pixel, as COGs with STAC.
+s:dateCreated: "2026-11-25"
 s:license: https://spdx.org/licenses/Apache-2.0
 s:codeRepository: https://github.com/eopack/eopack
+s:softwareHelp:
+  - class: s:CreativeWork
+    s:name: cloudless-mosaic manual
+    s:url: https://github.com/eopack/eopack/tree/main/app-packages/cloudless-mosaic
 s:keywords: [Sentinel-2, mosaic, cloud-free, median, Dask]
+# Project-wide values (author, publisher, license) have one source: the root pyproject.toml
+# ([project] authors and license); `eopack validate` checks these equal (check metadata_project).
 s:author:
-  - class: s:Organization
-    s:name: eopack developers
+  - class: s:Person
+    s:givenName: eopack
+    s:familyName: maintainers
+    s:email: eopack@users.noreply.github.com
+    s:affiliation: &eopack
+      class: s:Organization
+      s:name: eopack developers
+      s:url: https://github.com/eopack
+s:publisher: *eopack
 
 $graph:
   - class: Workflow
@@ -142,68 +156,42 @@ $graph:
         clusterMaxMemory: "8G"
     inputs:
       start_date:
-        label: Start date
-        doc: First day.
         type: string
         inputBinding: {prefix: --start-date}
       end_date:
-        label: End date
-        doc: Last day (inclusive).
         type: string
         inputBinding: {prefix: --end-date}
       aoi:
-        label: Area of interest
-        doc: west,south,east,north in degrees.
         type: string
         inputBinding: {prefix: --aoi}
       bands:
-        label: Bands
-        doc: Band names.
         type: string[]
         inputBinding: {prefix: --bands, itemSeparator: ","}
       collection:
-        label: Collection
-        doc: Collection id.
         type: string
         inputBinding: {prefix: --collection}
       max_cloud_cover:
-        label: Maximum scene cloud cover
-        doc: eo:cloud_cover limit.
         type: float?
         inputBinding: {prefix: --max-cloud-cover}
       max_items:
-        label: Maximum items
-        doc: Item limit.
         type: int?
         inputBinding: {prefix: --max-items}
       resolution:
-        label: Resolution
-        doc: Pixel size in metres.
         type: float
         inputBinding: {prefix: --resolution}
       stac_api:
-        label: STAC API
-        doc: URL of a STAC API.
         type: string?
         inputBinding: {prefix: --stac-api}
       input_catalog:
-        label: Staged catalog
-        doc: Folder with a STAC catalog.
         type: Directory?
         inputBinding: {prefix: --input-catalog}
       epsg:
-        label: Output CRS
-        doc: EPSG code.
         type: int?
         inputBinding: {prefix: --epsg}
       masked_classes:
-        label: Masked SCL classes
-        doc: Comma-separated SCL classes.
         type: string?
         inputBinding: {prefix: --masked-classes}
       dask_report:
-        label: Dask performance report
-        doc: Write dask-report.html.
         type: boolean
         inputBinding: {prefix: --dask-report}
     outputs:

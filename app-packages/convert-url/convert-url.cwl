@@ -8,11 +8,25 @@ $schemas:
 s:softwareVersion: 1.0.0
 s:name: convert-url
 s:description: Fetch an image by URL, transform it, and publish the result with a STAC catalog.
+s:dateCreated: "2026-11-25"
 s:license: https://spdx.org/licenses/Apache-2.0
 s:codeRepository: https://github.com/eopack/eopack
+s:softwareHelp:
+  - class: s:CreativeWork
+    s:name: convert-url manual
+    s:url: https://github.com/eopack/eopack/tree/main/app-packages/convert-url
+# Project-wide values (author, publisher, license) have one source: the root pyproject.toml
+# ([project] authors and license); `eopack validate` checks these equal (check metadata_project).
 s:author:
-  - class: s:Organization
-    s:name: eopack developers
+  - class: s:Person
+    s:givenName: eopack
+    s:familyName: maintainers
+    s:email: eopack@users.noreply.github.com
+    s:affiliation: &eopack
+      class: s:Organization
+      s:name: eopack developers
+      s:url: https://github.com/eopack
+s:publisher: *eopack
 
 $graph:
   - class: Workflow
@@ -28,8 +42,10 @@ $graph:
     inputs:
       fn:
         label: Function
-        doc: The operation to perform; supported values are 'resize'.
-        type: string
+        doc: The operation to perform on the image (resize scales it to the target size).
+        type:
+          type: enum
+          symbols: [resize]
       url:
         label: Image URL
         doc: http or https URL of the image to convert (private addresses are refused unless
@@ -100,38 +116,28 @@ $graph:
         clusterMaxMemory: "2G"
     inputs:
       fn:
-        label: Function
-        doc: The operation to perform.
-        type: string
+        type:
+          type: enum
+          symbols: [resize]
         inputBinding:
           prefix: --fn
       url:
-        label: Image URL
-        doc: http or https URL of the image.
         type: string
         inputBinding:
           prefix: --url
       size:
-        label: Target size
-        doc: A percentage such as 50% or WIDTHxHEIGHT.
         type: string
         inputBinding:
           prefix: --size
       max_bytes:
-        label: Download limit
-        doc: Maximum download size in bytes.
         type: int?
         inputBinding:
           prefix: --max-bytes
       timeout:
-        label: Network timeout
-        doc: Connect/read timeout in seconds.
         type: float?
         inputBinding:
           prefix: --timeout
       dask_report:
-        label: Dask performance report
-        doc: Write dask-report.html.
         type: boolean
         inputBinding:
           prefix: --dask-report

@@ -8,12 +8,26 @@ $schemas:
 s:softwareVersion: 1.0.0
 s:name: geozarr
 s:description: Convert an EOPF (STAC) Zarr product to GeoZarr with eopf-geozarr, verified, with a STAC item.
+s:dateCreated: "2026-11-25"
 s:license: https://spdx.org/licenses/Apache-2.0
 s:codeRepository: https://github.com/eopack/eopack
+s:softwareHelp:
+  - class: s:CreativeWork
+    s:name: geozarr manual
+    s:url: https://github.com/eopack/eopack/tree/main/app-packages/geozarr
 s:keywords: [GeoZarr, Zarr, EOPF, Sentinel-2, multiscales]
+# Project-wide values (author, publisher, license) have one source: the root pyproject.toml
+# ([project] authors and license); `eopack validate` checks these equal (check metadata_project).
 s:author:
-  - class: s:Organization
-    s:name: eopack developers
+  - class: s:Person
+    s:givenName: eopack
+    s:familyName: maintainers
+    s:email: eopack@users.noreply.github.com
+    s:affiliation: &eopack
+      class: s:Organization
+      s:name: eopack developers
+      s:url: https://github.com/eopack
+s:publisher: *eopack
 
 $graph:
   - class: Workflow
@@ -50,7 +64,9 @@ $graph:
       layout:
         label: Layout
         doc: generic (per-group multiscales, honours groups) or s2-optimized (eopf-geozarr's Sentinel-2 layout).
-        type: string
+        type:
+          type: enum
+          symbols: [generic, s2-optimized]
         default: generic
       spatial_chunk:
         label: Spatial chunk
@@ -123,48 +139,32 @@ $graph:
         clusterMaxMemory: "8G"
     inputs:
       zarr_url:
-        label: Zarr URL
-        doc: URL of the Zarr store.
         type: string?
         inputBinding: {prefix: --zarr-url}
       stac_item:
-        label: STAC item
-        doc: URL of a STAC item.
         type: string?
         inputBinding: {prefix: --stac-item}
       input_zarr:
-        label: Staged Zarr store
-        doc: Folder with the Zarr store.
         type: Directory?
         inputBinding: {prefix: --input-zarr}
       groups:
-        label: Groups
-        doc: Groups to convert.
         type: string
         inputBinding: {prefix: --groups}
       layout:
-        label: Layout
-        doc: generic or s2-optimized.
-        type: string
+        type:
+          type: enum
+          symbols: [generic, s2-optimized]
         inputBinding: {prefix: --layout}
       spatial_chunk:
-        label: Spatial chunk
-        doc: Chunk size in pixels.
         type: int
         inputBinding: {prefix: --spatial-chunk}
       min_dimension:
-        label: Minimum overview size
-        doc: Smallest overview side in pixels.
         type: int
         inputBinding: {prefix: --min-dimension}
       dask_report:
-        label: Dask performance report
-        doc: Write dask-report.html.
         type: boolean
         inputBinding: {prefix: --dask-report}
       tarball:
-        label: Tarball
-        doc: Write geozarr.tar.gz.
         type: boolean
         inputBinding: {prefix: --tarball}
     outputs:

@@ -1,6 +1,7 @@
 cwlVersion: v1.2
 $namespaces:
   s: https://schema.org/
+  iana: https://www.iana.org/assignments/media-types/
   calrissian: https://calrissian-cwl.github.io/schema#
 $schemas:
   - http://schema.org/version/9.0/schemaorg-current-http.rdf
@@ -8,12 +9,26 @@ $schemas:
 s:softwareVersion: 1.0.0
 s:name: openeo-graph
 s:description: Runs an openEO process graph (JSON) on Sentinel-2 L2A data found via STAC; results as COGs and STAC.
+s:dateCreated: "2026-11-25"
 s:license: https://spdx.org/licenses/Apache-2.0
 s:codeRepository: https://github.com/eopack/eopack
+s:softwareHelp:
+  - class: s:CreativeWork
+    s:name: openeo-graph manual
+    s:url: https://github.com/eopack/eopack/tree/main/app-packages/openeo-graph
 s:keywords: [openEO, process graph, Sentinel-2, Dask, STAC]
+# Project-wide values (author, publisher, license) have one source: the root pyproject.toml
+# ([project] authors and license); `eopack validate` checks these equal (check metadata_project).
 s:author:
-  - class: s:Organization
-    s:name: eopack developers
+  - class: s:Person
+    s:givenName: eopack
+    s:familyName: maintainers
+    s:email: eopack@users.noreply.github.com
+    s:affiliation: &eopack
+      class: s:Organization
+      s:name: eopack developers
+      s:url: https://github.com/eopack
+s:publisher: *eopack
 
 $graph:
   - class: Workflow
@@ -37,6 +52,7 @@ $graph:
         doc: |
           openEO process graph JSON: {"process_graph": {...}} as openEO clients write it, or the bare flat graph.
         type: File
+        format: iana:application/json
       stac_api:
         label: STAC API
         doc: URL of a STAC API that load_collection searches; give this or input_catalog.
@@ -104,28 +120,19 @@ $graph:
         clusterMaxMemory: "8G"
     inputs:
       process_graph:
-        label: Process graph
-        doc: openEO process graph JSON.
         type: File
+        format: iana:application/json
         inputBinding: {prefix: --process-graph}
       stac_api:
-        label: STAC API
-        doc: URL of a STAC API.
         type: string?
         inputBinding: {prefix: --stac-api}
       input_catalog:
-        label: Staged catalog
-        doc: Folder with a STAC catalog.
         type: Directory?
         inputBinding: {prefix: --input-catalog}
       collection_map:
-        label: Collection map
-        doc: OPENEO_ID=stac-id pairs, comma-separated.
         type: string?
         inputBinding: {prefix: --collection-map}
       dask_report:
-        label: Dask performance report
-        doc: Write dask-report.html.
         type: boolean
         inputBinding: {prefix: --dask-report}
     outputs:

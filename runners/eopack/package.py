@@ -8,6 +8,7 @@ assert on them, and print as ``app: where: what is wrong: how to fix``.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import os
 import re
 import subprocess
@@ -27,6 +28,7 @@ from .errors import PackageNotFoundError
 
 __all__ = [
     "DASK_CLASS",
+    "METADATA_KEYS",
     "Finding",
     "Package",
     "as_list",
@@ -41,6 +43,17 @@ __all__ = [
     "validate_package",
 ]
 
+#: What eoap-validator's metadata profile (Transpiler-Mate's SoftwareApplication) requires.
+METADATA_KEYS = (
+    "s:name",
+    "s:description",
+    "s:dateCreated",
+    "s:license",
+    "s:softwareVersion",
+    "s:softwareHelp",
+    "s:publisher",
+    "s:author",
+)
 DASK_CLASS = "DaskGatewayRequirement"
 DASK_FIELDS = ("workerCores", "workerCoresLimit", "clusterMaxCores", "workerMemory", "clusterMaxMemory")
 # Memory strings of the Dask requirement, parsed exactly as the tools parse them (eo-common's
@@ -181,7 +194,7 @@ class Finding:
     fix: str
 
     def __str__(self) -> str:
-        return f"{self.app}: {self.where}: {self.problem}: {self.fix}"
+        return f"{self.app}: {self.where}: {self.problem}: {self.fix} [{self.check}]"
 
 
 @dataclass
@@ -300,7 +313,7 @@ def _check_document(pkg: Package) -> Iterator[Finding]:
             f"{version!r} is not semver",
             "use MAJOR.MINOR.PATCH, e.g. 1.0.0",
         )
-    for key in ("s:author", "s:license", "s:codeRepository"):
+    for key in ("s:codeRepository", *METADATA_KEYS):
         if not doc.get(key):
             yield Finding(pkg.name, "schema_org", key, "missing", f"add {key} at the top of the document")
     if "$graph" not in doc:
@@ -520,6 +533,152 @@ def _check_layout(pkg: Package, root: Path) -> Iterator[Finding]:
                 )
 
 
+def _entries(section: Any) -> list[dict[str, Any]]:
+    return [e for e in as_list(section) if isinstance(e, Mapping)]
+
+
+def _check_metadata(pkg: Package, root: Path) -> Iterator[Finding]:
+    """Platform metadata (eoap-validator's metadata profile), each value from one source."""
+    doc = pkg.doc
+    if doc.get("s:name") and doc["s:name"] != pkg.name:
+        yield Finding(
+            pkg.name,
+            "metadata_name",
+            "s:name",
+            f"is {doc['s:name']!r}",
+            f"set it to {pkg.name!r} (the app name)",
+        )
+    created = doc.get("s:dateCreated")
+    if created:
+        try:
+            day = dt.date.fromisoformat(str(created))
+        except ValueError:
+            day = None
+        if day is None or day > dt.date.today():
+            yield Finding(
+                pkg.name, "metadata_date", "s:dateCreated", f"{created!r} is not a past ISO date",
+                'quote the day the package was created, e.g. "2026-11-25"',
+            )  # fmt: skip
+    repo = str(doc.get("s:codeRepository") or "")
+    for entry in _entries(doc.get("s:softwareHelp")):
+        url = str(entry.get("s:url") or "")
+        if not url.startswith(repo or "https://"):
+            yield Finding(
+                pkg.name, "metadata_help", "s:softwareHelp", f"s:url {url!r} is not under s:codeRepository",
+                f"point s:url at the package's documentation under {repo or 's:codeRepository'}",
+            )  # fmt: skip
+    for entry in _entries(doc.get("s:author")):
+        missing = [k for k in ("s:givenName", "s:familyName", "s:email", "s:affiliation") if not entry.get(k)]
+        if class_name(entry) != "Person" or missing:
+            yield Finding(
+                pkg.name, "metadata_author", "s:author",
+                f"an entry is a {class_name(entry) or 'thing'} missing {', '.join(missing) or 'nothing'}",
+                "give each author as class: s:Person with s:givenName, s:familyName, s:email, s:affiliation",
+            )  # fmt: skip
+    publisher = doc.get("s:publisher")
+    if publisher and (not isinstance(publisher, Mapping) or not publisher.get("s:name")):
+        yield Finding(
+            pkg.name, "metadata_publisher", "s:publisher", "is not one organisation with a name",
+            "give class: s:Organization with s:name",
+        )  # fmt: skip
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file() or pkg.path.parent.parent != root / "app-packages":
+        return
+    project = tomllib.loads(pyproject.read_text()).get("project", {})
+    license_id = project.get("license")
+    if (
+        isinstance(license_id, str)
+        and doc.get("s:license")
+        and doc["s:license"] != f"https://spdx.org/licenses/{license_id}"
+    ):
+        yield Finding(
+            pkg.name, "metadata_project", "s:license", f"{doc['s:license']!r} differs from pyproject.toml's {license_id!r}",
+            f"use https://spdx.org/licenses/{license_id} (one license for the project)",
+        )  # fmt: skip
+    emails = {a.get("email") for a in project.get("authors", []) if isinstance(a, Mapping)}
+    for entry in _entries(doc.get("s:author")):
+        if emails and entry.get("s:email") not in emails:
+            yield Finding(
+                pkg.name, "metadata_project", "s:author",
+                f"{entry.get('s:email')!r} is not an author in pyproject.toml",
+                f"use one of {', '.join(sorted(str(e) for e in emails))} (one author list for the project)",
+            )  # fmt: skip
+
+
+def _base_type(typ: Any) -> str:
+    """``File?`` -> ``File``; ``File[]`` -> ``File``; an enum -> ``enum``; a record -> its type."""
+    if isinstance(typ, Mapping):
+        if typ.get("type") == "array":
+            return _base_type(typ.get("items"))
+        return str(typ.get("type", ""))
+    if isinstance(typ, list):
+        named = [_base_type(t) for t in typ if t != "null"]
+        return named[0] if len(named) == 1 else ""
+    return str(typ).rstrip("?").removesuffix("[]")
+
+
+_CHOICE_WORDS = re.compile(r"\b(one of|supported values?|either)\b", re.IGNORECASE)
+
+
+def _check_style(pkg: Package) -> Iterator[Finding]:
+    """CWL house style (STYLE.md): formats on Files, enums for fixed choices, one doc per value."""
+    processes = [("Workflow", pkg.workflow)] if pkg.workflow else []
+    processes += [(f"CommandLineTool {short_id(t.get('id', '?'))!r}", t) for t in pkg.tools]
+    for where, process in processes:
+        for kind in ("inputs", "outputs"):
+            for entry in as_list(process.get(kind), "id"):
+                name = short_id(entry["id"])
+                base = _base_type(entry.get("type"))
+                if base == "File" and not entry.get("format"):
+                    yield Finding(
+                        pkg.name, "cwl_file_format", f"{where} {kind[:-1]} {name!r}", "File without format",
+                        "add format: an IANA media type (iana:application/json) or an EDAM format",
+                    )  # fmt: skip
+                if base == "string" and kind == "inputs" and _CHOICE_WORDS.search(str(entry.get("doc", ""))):
+                    yield Finding(
+                        pkg.name, "cwl_enum", f"{where} input {name!r}", "a fixed choice typed as string",
+                        "type it as an enum (type: {type: enum, symbols: [...]}) so engines and platforms check it",
+                    )  # fmt: skip
+    # Tool inputs fed straight from the Workflow input of the same name take that input's label and
+    # doc; a second copy on the tool drifts (STYLE.md).
+    wf_inputs = {short_id(i["id"]): i for i in as_list(pkg.workflow.get("inputs"), "id")}
+    tools = {short_id(t.get("id", "")): t for t in pkg.tools}
+    for step in as_list(pkg.workflow.get("steps"), "id"):
+        tool = tools.get(short_id(str(step.get("run", ""))).lstrip("#"))
+        if tool is None:
+            continue
+        fed = {
+            short_id(e["id"]): short_id(str(e.get("source", "")))
+            for e in as_list(step.get("in"), "id", "source")
+        }
+        where = f"CommandLineTool {short_id(tool.get('id', '?'))!r}"
+        for entry in as_list(tool.get("inputs"), "id"):
+            name = short_id(entry["id"])
+            if fed.get(name) != name or name not in wf_inputs:
+                continue
+            repeated = [f for f in ("label", "doc") if entry.get(f)]
+            if repeated:
+                yield Finding(
+                    pkg.name, "cwl_doc_repeated", f"{where} input {name!r}",
+                    f"repeats the Workflow input's {' and '.join(repeated)}",
+                    "remove it: the Workflow input documents this value once",
+                )  # fmt: skip
+            wf_type, tool_type = wf_inputs[name].get("type"), entry.get("type")
+            both_enums = _base_type(wf_type) == "enum" and _base_type(tool_type) == "enum"
+            if both_enums and _symbols(wf_type) != _symbols(tool_type):
+                yield Finding(
+                    pkg.name, "cwl_enum", f"{where} input {name!r}",
+                    f"symbols {_symbols(tool_type)} differ from the Workflow's {_symbols(wf_type)}",
+                    "keep one list of choices: use the same symbols",
+                )  # fmt: skip
+
+
+def _symbols(typ: Any) -> list[str]:
+    if isinstance(typ, list):
+        typ = next((t for t in typ if t != "null"), {})
+    return [short_id(s) for s in (typ.get("symbols") or [])] if isinstance(typ, Mapping) else []
+
+
 def cwltool_command() -> list[str]:
     """The cwltool next to this interpreter, so the venv's engine is used even when it is not on PATH.
 
@@ -569,7 +728,8 @@ def validate_package(pkg: Package, root: Path | None = None, run_cwltool: bool =
                     pkg.name, "cwltool_validate", str(pkg.path), error, "fix what cwltool --validate reports"
                 )
             )
-    for check in (_check_document, _check_workflow, _check_tools):
+    for check in (_check_document, _check_workflow, _check_tools, _check_style):
         findings.extend(check(pkg))
     findings.extend(_check_layout(pkg, root or repo_root()))
+    findings.extend(_check_metadata(pkg, root or repo_root()))
     return findings

@@ -7,6 +7,7 @@ container tests' "only ARG APP differs" rule holds for new packages too.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -44,6 +45,7 @@ class NewPackage:
             "cores": "4" if self.dask else "1",
             "memory": '"2G"',
             "maxmem": '"8G"' if self.dask else '"2G"',
+            "today": dt.date.today().isoformat(),
         }
         core = _CORE_DASK if self.dask else _CORE_NUMPY
         out = {
@@ -131,11 +133,25 @@ $$schemas:
 s:softwareVersion: 0.1.0
 s:name: $app
 s:description: $title (created by `eopack new`; describe what it does).
+s:dateCreated: "$today"
 s:license: https://spdx.org/licenses/Apache-2.0
 s:codeRepository: https://github.com/eopack/eopack
+s:softwareHelp:
+  - class: s:CreativeWork
+    s:name: $app manual
+    s:url: https://github.com/eopack/eopack/tree/main/app-packages/$app
+# Project-wide values (author, publisher, license) have one source: the root pyproject.toml
+# ([project] authors and license); `eopack validate` checks these equal (check metadata_project).
 s:author:
-  - class: s:Organization
-    s:name: eopack developers
+  - class: s:Person
+    s:givenName: eopack
+    s:familyName: maintainers
+    s:email: eopack@users.noreply.github.com
+    s:affiliation: &eopack
+      class: s:Organization
+      s:name: eopack developers
+      s:url: https://github.com/eopack
+s:publisher: *eopack
 
 $$graph:
   - class: Workflow
@@ -198,20 +214,14 @@ $$graph:
         clusterMaxCores: $cores
         workerMemory: $memory
         clusterMaxMemory: $maxmem
-    inputs:
+    inputs:  # label and doc live on the Workflow inputs that feed these (check cwl_doc_repeated)
       aoi:
-        label: Area of interest
-        doc: west,south,east,north in degrees.
         type: string
         inputBinding: {prefix: --aoi}
       value:
-        label: Value
-        doc: Pixel value.
         type: float
         inputBinding: {prefix: --value}
       resolution:
-        label: Resolution
-        doc: Pixel size in metres.
         type: float
         inputBinding: {prefix: --resolution}
     outputs:

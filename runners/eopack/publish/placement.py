@@ -67,8 +67,13 @@ class LocalAssets:
         )
 
     def copy(self, upload: Upload) -> bool:
-        """Copy when missing or different (size/mtime); True if copied. Atomic: no half file served."""
+        """Copy when missing or different (size/mtime); True if copied. Atomic: no half file served.
+
+        A folder asset (a Zarr store) is copied whole, compared by its files' count, sizes and mtimes.
+        """
         assert upload.dest is not None
+        if upload.source.is_dir():
+            return _copy_folder(upload.source, upload.dest)
         src = upload.source.stat()
         if upload.dest.is_file():
             dst = upload.dest.stat()
@@ -79,6 +84,24 @@ class LocalAssets:
         shutil.copy2(upload.source, tmp)
         tmp.replace(upload.dest)
         return True
+
+
+def _stamp(folder: Path) -> tuple[int, int, int]:
+    files = [p.stat() for p in folder.rglob("*") if p.is_file()]
+    return len(files), sum(s.st_size for s in files), max((int(s.st_mtime) for s in files), default=0)
+
+
+def _copy_folder(source: Path, dest: Path) -> bool:
+    if dest.is_dir() and _stamp(dest) == _stamp(source):
+        return False
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.replace(dest)
+    return True
 
 
 @dataclass(frozen=True)

@@ -212,5 +212,5 @@ def house_rules(doc: dict[str, Any], path: Path) -> Iterator[Problem]:
             yield Problem(path, "asset_type", f"asset {key!r} has no media type")
         if not href:
             yield Problem(path, "asset_href", f"asset {key!r} has no href")
-        elif not is_remote(href) and not local_path(href, path.parent).is_file():
+        elif not is_remote(href) and not local_path(href, path.parent).exists():  # a file, or a Zarr store
             yield Problem(path, "asset_href", f"asset {key!r} points to {href!r}, which does not exist")

@@ -31,7 +31,12 @@ def test_png_half_size_is_the_block_average(
     report = validate_tree(catalog.parent)
     assert report.ok, report.errors
     item = json.loads((tmp_path / "sample-rgb" / "sample-rgb.json").read_text())
-    assert item["geometry"] is None and item["assets"]["data"]["type"] == "image/png"
+    # docs/adr/0005: no georeferencing -> the global footprint, flagged, so catalogs can index it
+    assert item["bbox"] == [-180.0, -90.0, 180.0, 90.0]
+    assert item["geometry"]["coordinates"][0][:4] == [[-180, -90], [180, -90], [180, 90], [-180, 90]]
+    assert item["properties"]["eopack:georeferenced"] is False
+    assert item["properties"]["processing:software"] == {"eopack-convert-url": "1.0.0"}
+    assert item["assets"]["data"]["type"] == "image/png"
     assert item["assets"]["data"]["roles"] == ["data"]
 
 
@@ -45,6 +50,7 @@ def test_geotiff_keeps_georeferencing(image_server: str, tmp_path: Path, allow_p
     item = json.loads((tmp_path / "sample-s2" / "sample-s2.json").read_text())
     assert item["properties"]["proj:code"] == "EPSG:32632" and item["properties"]["proj:epsg"] == 32632
     assert item["properties"]["proj:shape"] == [16, 32]
+    assert item["properties"]["eopack:georeferenced"] is True
     west, south, east, north = item["bbox"]
     assert 11.34 < west < east < 11.36 and 46.56 < south < north < 46.57
     assert validate_tree(tmp_path).ok

@@ -31,13 +31,15 @@ from eopack_eo_common.errors import ToolError, ToolInputError
         ("64K", 65536),
         ("3TB", 3 * 10**12),
         ("1024", 1024),
+        (" 2G ", 2 * 1024**3),
+        ("2g", 2 * 1024**3),
     ],
 )
 def test_parse_memory_units(text: str, expected: int) -> None:
     assert parse_memory(text) == expected
 
 
-@pytest.mark.parametrize("text", ["2Gi", "2 gibibytes", "G", "", "-1G"])
+@pytest.mark.parametrize("text", ["2Gi", "2 gibibytes", "G", "", "-1G", "1e3M"])
 def test_parse_memory_refuses_other_units(text: str) -> None:
     with pytest.raises(ToolInputError, match="K, M, G, T"):
         parse_memory(text)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eopack_eo_common import download
+from eopack_eo_common import download, urlguard
 from eopack_eo_common.download import check_address, fetch
 from eopack_eo_common.errors import ToolError, ToolInputError
 
@@ -63,14 +63,14 @@ def test_every_redirect_hop_is_checked(
     image_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Pretend 127.0.0.1 is public and 'localhost' is not, so the second hop must be refused.
-    real = download.check_address
+    real = urlguard.check_address
 
     def only_ip_literal(host: str, ip: str) -> None:
         if host == "localhost":
             monkeypatch.delenv(download.ALLOW_PRIVATE_ENV, raising=False)
             real(host, ip)
 
-    monkeypatch.setattr(download, "check_address", only_ip_literal)
+    monkeypatch.setattr(urlguard, "check_address", only_ip_literal)
     target = image_server.replace("127.0.0.1", "localhost") + "/sample-rgb.png"
     with pytest.raises(ToolInputError, match="refusing to fetch from localhost"):
         fetch(f"{image_server}/redirect?to={target}", tmp_path / "x")

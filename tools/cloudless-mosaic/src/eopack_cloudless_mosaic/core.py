@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ __all__ = ["DEFAULT_BANDS", "MosaicJob", "group_by_month", "run"]
 
 log = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+VERSION = version("eopack-cloudless-mosaic")  # one source: tools/cloudless-mosaic/pyproject.toml
 DEFAULT_BANDS = ("red", "green", "blue", "nir")
 COMMON = {v: k for k, v in BANDS.items()}  # B04 -> red
 
@@ -197,16 +198,8 @@ def _statistics(twice: np.ndarray, valid: np.ndarray, scale: float, offset: floa
     }
 
 
-def _month_item(
-    month: Month,
-    twice: np.ndarray,
-    count: np.ndarray,
-    folder: Path,
-    grid: Grid,
-    job: MosaicJob,
-    encoding: list[tuple[float, float]],
-) -> pystac.Item:
-    """Write one month's COGs and quicklook; ``encoding`` is (scale, offset) per band of the stored values."""
+def _month_metadata(month: Month, count: np.ndarray, grid: Grid, job: MosaicJob) -> pystac.Item:
+    """The month's item without assets: footprint, time range, provenance, clear-view statistics."""
     west, south, east, north = transform_bounds(
         f"EPSG:{grid.epsg}", "EPSG:4326", *grid.block_bounds((0, 0, grid.height, grid.width)), densify_pts=21
     )
@@ -233,6 +226,19 @@ def _month_item(
             },
         },
     )
+    return item
+
+
+def _write_month(
+    item: pystac.Item,
+    twice: np.ndarray,
+    count: np.ndarray,
+    folder: Path,
+    grid: Grid,
+    job: MosaicJob,
+    encoding: list[tuple[float, float]],
+) -> dict[str, np.ndarray]:
+    """Write the month's band COGs and clear count, add them as assets; return the decimated previews."""
     crs = f"EPSG:{grid.epsg}"
     step = max(1, int(np.ceil(max(grid.height, grid.width) / 1024)))
     previews = {}
@@ -301,6 +307,13 @@ def _month_item(
             roles=["metadata"],
         ),
     )
+    return previews
+
+
+def _month_quicklook(
+    item: pystac.Item, previews: dict[str, np.ndarray], folder: Path, job: MosaicJob
+) -> None:
+    """Write quicklook.png (true colour when B04/B03/B02 are there, else the first band) and add it."""
     if all(b in previews for b in ("B04", "B03", "B02")):
         # True colour: reflectance 0..0.3 stretched to 0..1, as most S2 viewers do.
         rgb = np.stack([previews[b] for b in ("B04", "B03", "B02")])
@@ -317,6 +330,22 @@ def _month_item(
             roles=["overview", "visual"],
         ),
     )
+
+
+def _month_item(
+    month: Month,
+    twice: np.ndarray,
+    count: np.ndarray,
+    folder: Path,
+    grid: Grid,
+    job: MosaicJob,
+    encoding: list[tuple[float, float]],
+) -> pystac.Item:
+    """Write one month's COGs and quicklook; ``encoding`` is (scale, offset) per band of the stored values."""
+    item = _month_metadata(month, count, grid, job)
+    previews = _write_month(item, twice, count, folder, grid, job, encoding)
+    _month_quicklook(item, previews, folder, job)
+    crs = f"EPSG:{grid.epsg}"
     proj = ProjectionExtension.ext(item, add_if_missing=True)
     proj.code, proj.shape, proj.transform = crs, [grid.height, grid.width], list(grid.transform)[:6]
     return item
@@ -349,6 +378,7 @@ def run(job: MosaicJob, outdir: Path) -> Path:
         license="other",
     )
     empty: list[str] = []
+    written: list[pystac.Item] = []
     with staged_output(outdir) as stage:
         report = stage / "dask-report.html" if job.dask_report else None
         with dask_client() as client, performance_report(report):
@@ -364,7 +394,7 @@ def run(job: MosaicJob, outdir: Path) -> Path:
                     continue
                 folder = stage / f"monthly-mosaic-{month.key}"
                 folder.mkdir()
-                collection.add_item(_month_item(month, twice, count, folder, grid, job, encoding))
+                written.append(_month_item(month, twice, count, folder, grid, job, encoding))
                 log.info(
                     "wrote %s (%d date(s), clear observations per pixel %d..%d)",
                     month.key,
@@ -375,9 +405,14 @@ def run(job: MosaicJob, outdir: Path) -> Path:
         collection.summaries.add("eopack:months", [m.key for m in months])
         if empty:  # summaries may not hold empty lists
             collection.summaries.add("eopack:months_without_clear_pixel", empty)
-        catalog = pystac.Catalog(
-            "cloudless-mosaic-results", "Cloudless monthly mosaics", title="cloudless-mosaic"
-        )
+        # The root catalog shares the Collection's id, so `eopack publish` files the loose items
+        # into the Collection that describes them (items go to their root catalog's id).
+        catalog = pystac.Catalog("cloudless-mosaic", "Cloudless monthly mosaics", title="cloudless-mosaic")
         catalog.add_child(collection)
+        # Items hang directly under the root catalog: a platform's stage-out uploads the
+        # non-recursive catalog.get_items() (DESIGN.md §3). The Collection still describes them.
+        for item in written:
+            catalog.add_item(item)
+            item.set_collection(collection)
         save_catalog(catalog, stage, flat_layout(stage))
     return outdir / "catalog.json"

@@ -2,7 +2,9 @@
 
 GeoTIFFs keep their georeferencing: the transform is scaled with the pixels and the STAC item
 carries the footprint and projection. Other images (PNG, JPEG, ...) are resized with Pillow and
-described by an item without geometry, as the STAC spec allows.
+described by an item with the global footprint and ``eopack:georeferenced: false`` (docs/adr/0005):
+STAC allows a null geometry, but pgstac-backed catalogs (``eopack publish``, a platform's stage-out)
+index items by footprint and refuse one without it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -31,10 +34,34 @@ from eopack_eo_common.download import fetch
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
 from eopack_eo_common.stac import save_catalog
+from eopack_eo_common.urlguard import parse_url
 
-__all__ = ["FUNCTIONS", "Size", "convert", "parse_size"]
+__all__ = [
+    "FUNCTIONS",
+    "GLOBAL_FOOTPRINT",
+    "MAX_BYTES_IN_MEMORY",
+    "MAX_SAMPLES",
+    "VERSION",
+    "Size",
+    "check_samples",
+    "convert",
+    "parse_size",
+]
 
 log = logging.getLogger(__name__)
+
+VERSION = version("eopack-convert-url")  # one source: tools/convert-url/pyproject.toml
+
+#: What an image without georeferencing covers: anywhere (as EOEPCA's convert-url writes it).
+GLOBAL_FOOTPRINT: dict[str, Any] = {
+    "type": "Polygon",
+    "coordinates": [[[-180.0, -90.0], [180.0, -90.0], [180.0, 90.0], [-180.0, 90.0], [-180.0, -90.0]]],
+}
+
+# What one image may hold, source or target, checked from the header before a pixel is decoded:
+# a 77-byte PNG may declare 65535x65535 pixels, a 111 KB sparse GeoTIFF 10 GiB.
+MAX_SAMPLES = 100_000_000  # pixels x bands
+MAX_BYTES_IN_MEMORY = 512 * 1024**2  # pixels x bands x bytes per sample
 
 _SIZE = re.compile(r"^\s*(?:(?P<pct>\d+(?:\.\d+)?)%|(?P<w>\d+)x(?P<h>\d+))\s*$", re.IGNORECASE)
 _MEDIA = {
@@ -94,6 +121,30 @@ def parse_size(text: str) -> Size:
     return Size(width=width, height=height)
 
 
+def check_samples(what: str, width: int, height: int, bands: int, itemsize: int) -> None:
+    """Refuse an image too large to hold in memory, before reading or resizing it.
+
+    >>> check_samples("source", 640, 480, 3, 1)
+    >>> check_samples("source", 65535, 65535, 4, 1)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ToolInputError: ...
+    """
+    samples = width * height * bands
+    size = samples * itemsize
+    if samples > MAX_SAMPLES or size > MAX_BYTES_IN_MEMORY:
+        raise ToolInputError(
+            f"the {what} image would be {width}x{height} pixels x {bands} band(s) ({samples:,} samples, "
+            f"{size / 1024**2:,.0f} MiB), over the limit of {MAX_SAMPLES:,} samples and "
+            f"{MAX_BYTES_IN_MEMORY // 1024**2} MiB; use a smaller image or size"
+        )
+
+
+def _pil_itemsize(mode: str) -> int:
+    if mode in ("I", "F"):
+        return 4
+    return 2 if mode.startswith("I;16") else 1
+
+
 def _resample_pixels(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Average-resample a (bands, rows, cols) array with GDAL; runs on a Dask worker."""
     from rasterio.warp import reproject
@@ -151,8 +202,8 @@ def _resize_geotiff(src_path: Path, dst_path: Path, size: Size, client: Any) -> 
 
 def _resize_picture(src_path: Path, dst_path: Path, size: Size, fmt: str, client: Any) -> dict[str, Any]:
     with Image.open(src_path) as img:
-        img.load()
         width, height = size.target(*img.size)
+        img.load()
         # Area averaging when shrinking (no aliasing), bicubic when enlarging.
         method = (
             Image.Resampling.BOX if width * height < img.size[0] * img.size[1] else Image.Resampling.BICUBIC
@@ -160,6 +211,19 @@ def _resize_picture(src_path: Path, dst_path: Path, size: Size, fmt: str, client
         resized = client.submit(lambda im: im.resize((width, height), method), img, pure=False).result()
         resized.save(dst_path, format=fmt)
     return {"shape": (height, width)}
+
+
+def _check_dimensions(path: Path, fmt: str, size: Size) -> None:
+    """Check source and target against the limits from the image header alone (no pixel is decoded)."""
+    if fmt == "GTiff":
+        with rasterio.open(path) as src:
+            width, height, bands = src.width, src.height, src.count
+            itemsize = max(np.dtype(d).itemsize for d in src.dtypes)
+    else:
+        with Image.open(path) as img:
+            (width, height), bands, itemsize = img.size, len(img.getbands()), _pil_itemsize(img.mode)
+    check_samples("source", width, height, bands, itemsize)
+    check_samples("target", *size.target(width, height), bands, itemsize)
 
 
 def _identify(path: Path, content_type: str | None) -> str:
@@ -176,6 +240,8 @@ def _identify(path: Path, content_type: str | None) -> str:
         with Image.open(path) as img:
             img.verify()
             fmt = img.format or ""
+    except Image.DecompressionBombError as err:
+        raise ToolInputError(f"the source image is too large to decode safely: {err}") from None
     except (UnidentifiedImageError, OSError, SyntaxError):
         raise ToolInputError(
             f"the downloaded content is not an image (server said Content-Type: {content_type or 'none'}); "
@@ -220,23 +286,26 @@ def _make_item(
     size_text: str,
     when: dt.datetime,
 ) -> pystac.Item:
-    geometry = bbox = None
-    if "crs" in info:
+    georeferenced = "crs" in info
+    if georeferenced:
         bbox = list(transform_bounds(info["crs"], "EPSG:4326", *info["bounds"], densify_pts=21))
         west, south, east, north = bbox
-        geometry = {
+        geometry: dict[str, Any] = {
             "type": "Polygon",
             "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]],
         }
+    else:  # docs/adr/0005: a catalog indexes by footprint; "anywhere", and say so
+        bbox, geometry = [-180.0, -90.0, 180.0, 90.0], GLOBAL_FOOTPRINT
     item = pystac.Item(
         id=item_id,
         geometry=geometry,
         bbox=bbox,
         datetime=when,
         properties={
-            "processing:software": {"convert-url": "1.0.0"},
+            "processing:software": {"eopack-convert-url": VERSION},
             "eopack:source_url": url,
             "eopack:function": f"{fn} {size_text}",
+            "eopack:georeferenced": georeferenced,
         },
     )
     rows, cols = info["shape"]
@@ -269,12 +338,18 @@ def convert(
     if fn not in FUNCTIONS:
         raise ToolInputError(f"fn {fn!r} is not supported; use one of: {', '.join(sorted(FUNCTIONS))}")
     size = parse_size(size_text)
+    parse_url(url)  # the URL guard's parser: a broken or ambiguous URL is an input error, before anything
+    if max_bytes < 1:
+        raise ToolInputError(f"max_bytes must be a positive number of bytes; got {max_bytes}")
+    if not timeout > 0:
+        raise ToolInputError(f"timeout must be a positive number of seconds; got {timeout:g}")
     item_id = _item_id(url)
     with staged_output(outdir) as stage:
         download_dir = stage / ".download"
         download_dir.mkdir()
         got = fetch(url, download_dir / "source", max_bytes=max_bytes, timeout=timeout)
         fmt = _identify(got.path, got.content_type)
+        _check_dimensions(got.path, fmt, size)
         item_dir = stage / item_id
         item_dir.mkdir()
         report = stage / "dask-report.html" if dask_report else None

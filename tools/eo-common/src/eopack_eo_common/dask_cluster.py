@@ -57,10 +57,25 @@ _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
 
 
 def parse_memory(value: str | int) -> int:
-    """Bytes in a Calrissian memory string: K/M/G/T are ×1024, KB/MB/GB/TB ×1000.
+    """Bytes in a Calrissian memory string (the tool side's only memory parser).
 
-    >>> parse_memory("2G"), parse_memory("2GB"), parse_memory("512M")
-    (2147483648, 2000000000, 536870912)
+    Accepted, exactly as the runner side (``eopack.package.memory_bytes``) accepts them; the shared
+    table is tests/test_memory_units.py:
+
+    * a non-negative decimal number (``2``, ``1.5``; no sign, no exponent), then
+    * optionally one unit, in any case: ``K``, ``M``, ``G``, ``T`` (×1024) or ``KB``, ``MB``, ``GB``,
+      ``TB`` (×1000), so ``2g`` is ``2G``; without a unit (or as an ``int``) the number is bytes;
+    * spaces around the number and between number and unit are ignored (``" 2 G "``).
+
+    Refused with the allowed units in the message: Kubernetes units (``2Gi``, ``512Mi``), any other
+    unit, a unit without a number, signs and exponents.
+
+    >>> parse_memory("2G"), parse_memory("2GB"), parse_memory("512m"), parse_memory("1.5K")
+    (2147483648, 2000000000, 536870912, 1536)
+    >>> parse_memory("2Gi")
+    Traceback (most recent call last):
+    ...
+    eopack_eo_common.errors.ToolInputError: memory '2Gi' is not understood; use a number with one of the units K, M, G, T (×1024) or KB, MB, GB, TB (×1000), e.g. '2G'
     """
     if isinstance(value, int):
         return value

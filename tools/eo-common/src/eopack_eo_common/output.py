@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ToolError
+from .errors import ToolError, ToolInputError
 
 __all__ = ["staged_output"]
 
@@ -31,7 +31,14 @@ def staged_output(outdir: str | os.PathLike[str]) -> Iterator[Path]:
     ['a.txt']
     """
     out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ToolInputError(f"outdir {out} exists and is not a folder; give a folder for the results")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ToolInputError(
+            f"cannot create outdir {out}: {err.strerror}; give a folder you can write to"
+        ) from None
     stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=out))
     try:
         yield stage

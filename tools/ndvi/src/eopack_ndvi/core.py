@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ __all__ = ["AGGREGATIONS", "NdviJob", "ndvi", "run"]
 log = logging.getLogger(__name__)
 
 AGGREGATIONS = ("none", "median")
-VERSION = "1.0.0"
+VERSION = version("eopack-ndvi")  # one source: tools/ndvi/pyproject.toml
 
 
 @dataclass(frozen=True)

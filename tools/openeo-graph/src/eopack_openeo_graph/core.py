@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import warnings
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ __all__ = ["OWN_PROCESSES", "VERSION", "GraphJob", "parse", "run", "supported_pr
 
 log = logging.getLogger(__name__)
 
-VERSION = "1.0.0"
+VERSION = version("eopack-openeo-graph")  # one source: tools/openeo-graph/pyproject.toml
 OWN_PROCESSES = ("load_collection", "save_result")
 
 
