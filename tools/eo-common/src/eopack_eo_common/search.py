@@ -196,6 +196,20 @@ def collection_ids(stac_api: str | None = None, input_catalog: Path | None = Non
     return sorted(c.id for c in root.get_all_collections())
 
 
+def _unique(items: list[pystac.Item], source: str) -> list[pystac.Item]:
+    """One item per id: the first copy wins (an API whose pages overlap returns some twice).
+
+    Reading a duplicate twice would count its pixels twice in a median, so later copies are
+    dropped, and the log says how many.
+    """
+    seen: dict[str, pystac.Item] = {}
+    for item in items:
+        seen.setdefault(item.id, item)
+    if len(items) != len(seen):
+        log.warning("%d duplicate item id(s) from the %s were read once", len(items) - len(seen), source)
+    return list(seen.values())
+
+
 def select_items(
     search: Search, stac_api: str | None = None, input_catalog: Path | None = None
 ) -> list[pystac.Item]:
@@ -209,7 +223,7 @@ def select_items(
         assert input_catalog is not None
         found = _from_catalog(Path(input_catalog), search)
         source = f"staged catalog {input_catalog}"
-    items = _sorted(found, search.max_items)
+    items = _sorted(_unique(found, source), search.max_items)
     for item in items:
         item.make_asset_hrefs_absolute()
     if not items:

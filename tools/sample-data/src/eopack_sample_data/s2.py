@@ -43,7 +43,8 @@ Files
     ``DIR/catalog.json`` → ``DIR/sentinel-2-l2a/collection.json`` → one folder per item holding
     ``<id>.json`` and B02, B03, B04, B08 (uint16, DN = reflectance × 10000 + 1000, as the real
     product since processing baseline 04.00) and SCL (uint8), all Cloud-Optimized GeoTIFFs with
-    nodata 0. Every href is relative. ``DIR/generator.json`` records the parameters, so a second
+    nodata 0. Every href is relative. ``style`` spells the STAC documents like a public archive
+    (``pc``, ``earth-search``, ``stac-1.1``; see ``styles``); the pixels are the same in every style. ``DIR/generator.json`` records the parameters, so a second
     call with the same parameters returns at once.
 """
 
@@ -86,6 +87,7 @@ from .scene import (
     tile_names,
     weather,
 )
+from .styles import DEFAULT_STYLE, STYLES, restyle_collection, restyle_item
 
 __all__ = [
     "COLLECTION_ID",
@@ -503,6 +505,7 @@ def generate(
     resolution: float = 20.0,
     start: str = "2024-06",
     force: bool = False,
+    style: str = DEFAULT_STYLE,
 ) -> Path:
     """Write the sample catalog to ``out`` (unless it is already there) and return its catalog.json.
 
@@ -515,7 +518,11 @@ def generate(
     """
     out = Path(out).absolute()
     grid, acqs = _plan(months, tiles, tile_size, resolution, start)
+    if style not in STYLES:
+        raise SampleDataInputError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     parameters = _parameters(months, tiles, tile_size, resolution, start)
+    if style != DEFAULT_STYLE:  # the default's record stays as it was, so existing data is reused
+        parameters["style"] = style
     if not force and _is_current(out, parameters):
         log.info("%s is up to date", out)
         return out / "catalog.json"
@@ -527,14 +534,20 @@ def generate(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=out.parent))
     try:
-        _build(staging, grid, acqs, parameters)
+        _build(staging, grid, acqs, parameters, style)
         _replace(staging, out, parameters)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out / "catalog.json"
 
 
-def _build(root: Path, grid: list[Tile], acqs: list[Acquisition], parameters: dict[str, Any]) -> None:
+def _build(
+    root: Path,
+    grid: list[Tile],
+    acqs: list[Acquisition],
+    parameters: dict[str, Any],
+    style: str = DEFAULT_STYLE,
+) -> None:
     items: list[pystac.Item] = []
     collection_dir = root / COLLECTION_ID
     edge_x = _swath_edge_x(grid)
@@ -568,6 +581,11 @@ def _build(root: Path, grid: list[Tile], acqs: list[Acquisition], parameters: di
         path = collection_dir / item.id / f"{item.id}.json"
         doc = json.loads(path.read_text())
         _add_epsg(doc)
+        doc = restyle_item(doc, style, grid[0].resolution)
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+    if style != DEFAULT_STYLE:
+        path = collection_dir / "collection.json"
+        doc = restyle_collection(json.loads(path.read_text()), style, grid[0].resolution)
         path.write_text(json.dumps(doc, indent=2) + "\n")
 
     files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
