@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,25 @@ def sample_catalog() -> Path:
     from eopack_sample_data.s2 import generate
 
     return generate(ROOT / "data" / "sample")
+
+
+@pytest.fixture(scope="session")
+def sample_style() -> Callable[..., Path]:
+    """``make(style, baseline="05.10")``: the sample scene spelt like a public archive.
+
+    Styles ``eopack`` (the default catalog), ``pc``, ``earth-search``, ``stac-1.1``; a baseline
+    before 04.00 stores the same reflectances without the +1000 DN offset. Generated once into
+    <repo>/data/sample-<style>[-<baseline>] (what ``eopack sample-data --style`` writes), then reused.
+    """
+    from eopack_sample_data.s2 import generate
+
+    def make(style: str, baseline: str = "05.10") -> Path:
+        name = "sample" if style == "eopack" else f"sample-{style}"
+        if baseline != "05.10":
+            name += f"-{baseline}"
+        return generate(ROOT / "data" / name, style=style, processing_baseline=baseline)
+
+    return make
 
 
 @pytest.fixture

@@ -50,6 +50,11 @@ def _parser() -> _Parser:
     parser.add_argument("--start", default="2024-06", help="first month, YYYY-MM (default: 2024-06)")
     parser.add_argument("--force", action="store_true", help="regenerate even if DIR is up to date")
     parser.add_argument(
+        "--processing-baseline",
+        default="05.10",
+        help="s2:processing_baseline of the items; before 04.00 the DN carry no +1000 offset (default: 05.10)",
+    )
+    parser.add_argument(
         "--style",
         choices=STYLES,
         default=DEFAULT_STYLE,
@@ -115,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             start=args.start,
             force=args.force,
             style=args.style,
+            processing_baseline=args.processing_baseline,
         )
     except (SampleDataInputError, EopfInputError) as err:
         print(f"{_TOOL}: error: {err}", file=sys.stderr)
