@@ -42,13 +42,17 @@ def _item(
     return pystac.Item.from_dict(doc)
 
 
-PC: dict[str, dict[str, Any]] = {  # Planetary Computer: B04 keys, eo:bands, no raster:bands, a 3-band visual image
+PC: dict[
+    str, dict[str, Any]
+] = {  # Planetary Computer: B04 keys, eo:bands, no raster:bands, a 3-band visual image
     "B04": {"eo:bands": [{"name": "B04", "common_name": "red"}], **GRID},
     "B08": {"eo:bands": [{"name": "B08", "common_name": "nir"}], **GRID},
     "SCL": {**GRID},
     "visual": {"eo:bands": [{"name": "B04", "common_name": "red"}, {"name": "B03"}, {"name": "B02"}]},
 }
-EARTH_SEARCH: dict[str, dict[str, Any]] = {  # Earth Search v1: lowercase common-name keys, JPEG 2000 copies beside the COGs
+EARTH_SEARCH: dict[
+    str, dict[str, Any]
+] = {  # Earth Search v1: lowercase common-name keys, JPEG 2000 copies beside the COGs
     "red-jp2": {"type": "image/jp2", "eo:bands": [{"name": "B04", "common_name": "red"}]},
     "red": {
         "eo:bands": [{"name": "B04", "common_name": "red"}],
@@ -60,7 +64,9 @@ EARTH_SEARCH: dict[str, dict[str, Any]] = {  # Earth Search v1: lowercase common
     },
     "scl": {"raster:bands": [{"data_type": "uint8", "nodata": 0}]},
 }
-STAC_11: dict[str, dict[str, Any]] = {  # STAC 1.1 bands with eo:common_name; keys that name neither id nor common name
+STAC_11: dict[
+    str, dict[str, Any]
+] = {  # STAC 1.1 bands with eo:common_name; keys that name neither id nor common name
     "B04_20m": {
         "bands": [{"name": "B04", "eo:common_name": "red", "raster:scale": 0.0001, "raster:offset": -0.1}]
     },

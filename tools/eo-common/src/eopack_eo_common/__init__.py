@@ -3,4 +3,16 @@
 Runners never import this package (DESIGN.md §2); the CWL file is the only contract between them.
 """
 
-__all__ = ["archive", "cli", "dask_cluster", "download", "errors", "output", "raster", "s2", "search", "stac"]
+__all__ = [
+    "access",
+    "archive",
+    "cli",
+    "dask_cluster",
+    "download",
+    "errors",
+    "output",
+    "raster",
+    "s2",
+    "search",
+    "stac",
+]

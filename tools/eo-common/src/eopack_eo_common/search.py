@@ -16,6 +16,7 @@ from typing import Any
 
 import pystac
 
+from . import access
 from .errors import ToolError, ToolInputError
 
 __all__ = ["Search", "collection_ids", "parse_bbox", "parse_date_range", "select_items"]
@@ -226,6 +227,8 @@ def select_items(
     items = _sorted(_unique(found, source), search.max_items)
     for item in items:
         item.make_asset_hrefs_absolute()
+    access.modify_hrefs(items)
+    access.configure_gdal()
     if not items:
         raise ToolInputError(f"no items found in the {source} for {search.describe()}; widen the search")
     log.info("%d item(s) from the %s for %s", len(items), source, search.describe())
