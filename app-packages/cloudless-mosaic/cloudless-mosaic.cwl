@@ -80,7 +80,7 @@ $graph:
         type: int?
       masked_classes:
         label: Masked SCL classes
-        doc: Comma-separated SCL classes treated as no clear view (default 0,1,3,8,9,10).
+        doc: Comma-separated SCL classes treated as no clear view (default 0,1,3,8,9,10); an empty string masks nothing and needs no SCL asset.
         type: string?
       dask_report:
         label: Dask performance report
@@ -198,7 +198,7 @@ $graph:
         inputBinding: {prefix: --epsg}
       masked_classes:
         label: Masked SCL classes
-        doc: Comma-separated SCL classes.
+        doc: Comma-separated SCL classes; empty for no mask.
         type: string?
         inputBinding: {prefix: --masked-classes}
       dask_report:
