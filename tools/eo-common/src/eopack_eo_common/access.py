@@ -78,8 +78,8 @@ def redact(text: str) -> str:
 
     Query strings carry the signatures of signed URLs (``?sig=…``, ``X-Amz-Signature=…``).
 
-    >>> redact("cannot read https://a.blob.core.windows.net/c/B04.tif?sv=2021&sig=abc: 403")
-    'cannot read https://a.blob.core.windows.net/c/B04.tif?<redacted>: 403'
+    >>> redact("https://a.blob.core.windows.net/c/B04.tif?sv=2021&sig=abc: HTTP 403")
+    'https://a.blob.core.windows.net/c/B04.tif?<redacted> HTTP 403'
     """
     for secret in _secrets():
         text = text.replace(secret, MASK)
