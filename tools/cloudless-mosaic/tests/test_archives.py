@@ -118,3 +118,31 @@ def test_no_scl_names_the_unmasked_run_and_unmasked_runs(
         count = src.read(1)
     # nothing masked: every date with data counts (tile 0 has all three June dates)
     assert count.max() == 3 and count[count > 0].min() >= 1
+
+
+def test_s3_hrefs_through_the_block_reader(
+    s3_archive: tuple[str, str],
+    sample_style: Callable[..., Path],
+    reference: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The mosaic's own windowed reads (not odc-stac) reach s3:// assets on a loopback S3 endpoint."""
+    endpoint, bucket = s3_archive
+
+    def to_s3(doc: dict[str, Any]) -> None:
+        for asset in doc["assets"].values():
+            asset["href"] = f"s3://{bucket}/{doc['id']}/{asset['href'].removeprefix('./')}"
+
+    catalog = edited_copy(sample_style("pc"), tmp_path / "s3", to_s3)
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "eopack-test",
+        "AWS_SECRET_ACCESS_KEY": "eopack-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_S3_ENDPOINT": endpoint,
+        "AWS_HTTPS": "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+    }.items():
+        monkeypatch.setenv(key, value)
+    run(_job(catalog), tmp_path / "out")
+    _same(_pixels(tmp_path / "out"), reference, "s3")

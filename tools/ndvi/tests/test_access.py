@@ -21,7 +21,6 @@ from eopack_ndvi.cli import main
 
 SEED_AOI = "11.4,46.5,11.5,46.6"
 CANARY = "CANARY-7f3e9a1c-do-not-print"
-BUCKET = "eopack-sentinel-archive"
 
 
 def _args(catalog: Path, outdir: Path) -> list[str]:
@@ -80,35 +79,8 @@ def clean_gdal_env() -> Iterator[None]:
         os.environ["GDAL_HTTP_HEADERS"] = before
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint(pc_catalog: Path) -> Iterator[str]:
-    """moto's S3 server on loopback holding the pc-style sample under s3://BUCKET/<item>/<file>."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="eopack",
-        aws_secret_access_key="x",
-    )
-    s3.create_bucket(Bucket=BUCKET)
-    folder = pc_catalog.parent / "sentinel-2-l2a"
-    for tif in folder.glob("*/*.tif"):
-        s3.upload_file(str(tif), BUCKET, str(tif.relative_to(folder)))
-    try:
-        yield f"{host}:{port}"
-    finally:
-        server.stop()
-
-
 def test_s3_hrefs_on_a_loopback_s3(
-    s3_endpoint: str,
+    s3_archive: tuple[str, str],
     pc_catalog: Path,
     reference: dict[str, np.ndarray],
     tmp_path: Path,
@@ -116,12 +88,13 @@ def test_s3_hrefs_on_a_loopback_s3(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    catalog = edited_copy(pc_catalog, tmp_path / "s3-catalog", _rehref(f"s3://{BUCKET}"))
+    endpoint, bucket = s3_archive
+    catalog = edited_copy(pc_catalog, tmp_path / "s3-catalog", _rehref(f"s3://{bucket}"))
     for key, value in {
         "AWS_ACCESS_KEY_ID": "eopack-test",
         "AWS_SECRET_ACCESS_KEY": CANARY,
         "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_S3_ENDPOINT": s3_endpoint,
+        "AWS_S3_ENDPOINT": endpoint,
         "AWS_HTTPS": "NO",
         "AWS_VIRTUAL_HOSTING": "FALSE",
     }.items():
