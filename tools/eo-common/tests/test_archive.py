@@ -180,6 +180,15 @@ def test_scale_and_offset(
         assert (nir_dn - red_dn) / (nir_dn + red_dn) == pytest.approx(8 / 15)  # 0.53, not 0.8
 
 
+def test_earth_search_harmonised_items_have_no_offset() -> None:
+    """Earth Search v1 flags DN it already shifted; their raster:bands may still say -0.1."""
+    item = _item(EARTH_SEARCH, {"s2:processing_baseline": "04.00", "earthsearch:boa_offset_applied": True})
+    enc = archive.encoding(item, "red")
+    assert (enc.scale, enc.offset, enc.source) == (0.0001, 0.0, "earthsearch:boa_offset_applied")
+    flagged_false = _item(EARTH_SEARCH, {"earthsearch:boa_offset_applied": False})
+    assert archive.encoding(flagged_false, "red").offset == -0.1
+
+
 def test_without_baseline_the_acquisition_date_decides() -> None:
     old = _item(PC, when=dt.datetime(2021, 6, 1, tzinfo=dt.UTC))
     new = _item(PC, when=dt.datetime(2022, 6, 1, tzinfo=dt.UTC))

@@ -270,6 +270,7 @@ def encoding(item: pystac.Item, key: str) -> Encoding:
     Scale/offset: ``raster:bands`` (STAC 1.0), else ``raster:scale``/``raster:offset`` in the
     asset's ``bands`` or on the asset (STAC 1.1), else — for reflectance, never for SCL — the
     Sentinel-2 rule: offset -0.1 from processing baseline 04.00 on, none before, scale 1e-4.
+    Earth Search's ``earthsearch:boa_offset_applied: true`` (DN already harmonised) means offset 0.
     A data type the archive leaves out is the product's (uint16 reflectance, uint8 SCL); a missing
     nodata is 0 (Sentinel-2's NO_DATA), and so is NaN on integer data.
     """
@@ -282,7 +283,12 @@ def encoding(item: pystac.Item, key: str) -> Encoding:
         or DEFAULT_DATA_TYPE.get(SCL if is_scl else "", REFLECTANCE_DATA_TYPE)
     )
     nodata = _nodata(_first(raster.get("nodata"), band.get("nodata"), fields.get("nodata")), data_type)
-    if raster.get("scale") is not None or raster.get("offset") is not None:
+    if not is_scl and item.properties.get("earthsearch:boa_offset_applied") is True:
+        # Earth Search v1 harmonised these DN (the -1000 already taken out) while its raster:bands
+        # may still declare -0.1 (Element84/earth-search#66, #71): the item's own flag wins.
+        scale = raster.get("scale", _first(band.get("raster:scale"), S2_SCALE))
+        offset, source = 0.0, "earthsearch:boa_offset_applied"
+    elif raster.get("scale") is not None or raster.get("offset") is not None:
         scale, offset, source = raster.get("scale", 1.0), raster.get("offset", 0.0), "raster:bands"
     elif band.get("raster:scale") is not None or band.get("raster:offset") is not None:
         scale, offset, source = band.get("raster:scale", 1.0), band.get("raster:offset", 0.0), "bands"
