@@ -25,6 +25,7 @@ from pystac.extensions.raster import RasterExtension
 from rasterio.warp import transform_bounds
 
 from eopack_eo_common import archive
+from eopack_eo_common.access import asset_errors
 from eopack_eo_common.archive import Encoding
 from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.errors import ToolInputError
@@ -196,7 +197,8 @@ def _month_results(
         twice = np.zeros((len(job.bands), grid.height, grid.width), dtype="uint16")
         count = np.zeros((grid.height, grid.width), dtype="uint8")
         for block, future in zip(blocks, futures, strict=True):
-            part, n = future.result()
+            with asset_errors():
+                part, n = future.result()
             r, c, h, w = block
             twice[:, r : r + h, c : c + w] = part
             count[r : r + h, c : c + w] = n

@@ -18,21 +18,23 @@ Credentials come only from the environment (the runners pass them like the gatew
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import pystac
 
-from .errors import ToolInputError
+from .errors import ToolError, ToolInputError
 
 __all__ = [
     "HEADERS_ENV",
     "HREF_MODIFIER_ENV",
     "SECRET_ENVS",
     "RedactingFilter",
+    "asset_errors",
     "configure_gdal",
     "modify_hrefs",
     "redact",
@@ -98,6 +100,28 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+@contextlib.contextmanager
+def asset_errors() -> Iterator[None]:
+    """Turn a failed asset read (GDAL/rasterio, possibly re-raised by a Dask worker) into one line.
+
+    The message says what GDAL said (redacted: a signed URL's query never shows) and where access
+    is configured; exit code 1 (``ToolError``).
+    """
+    try:
+        yield
+    except ToolError:
+        raise
+    except Exception as err:
+        text = f"{type(err).__name__}: {err}"
+        if "Rasterio" not in text and "CPLE_" not in text and "HTTP response code" not in text:
+            raise
+        detail = redact(str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+        raise ToolError(
+            f"cannot read the input assets ({detail}); check the asset hrefs and their access: "
+            f"{HEADERS_ENV}, {HREF_MODIFIER_ENV} or the AWS_* variables for s3://"
+        ) from None
 
 
 def configure_gdal() -> None:

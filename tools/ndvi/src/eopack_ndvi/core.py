@@ -21,6 +21,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterExtension
 from rasterio.warp import transform_bounds
 
+from eopack_eo_common.access import asset_errors
 from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
@@ -186,7 +187,8 @@ def run(job: NdviJob, outdir: Path) -> Path:
             )
             result = ndvi(cube, scl, job.masked_classes)
             log.info("computing NDVI on %s", client)
-            result = result.compute()
+            with asset_errors():
+                result = result.compute()
         transform = result.odc.geobox.affine
         catalog = pystac.Catalog("ndvi", f"NDVI for {job.search.describe()}", title="NDVI")
         for name, props, pixels in _layers(result, job):
