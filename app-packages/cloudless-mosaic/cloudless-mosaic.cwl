@@ -94,7 +94,7 @@ $graph:
         type: int?
       masked_classes:
         label: Masked SCL classes
-        doc: Comma-separated SCL classes treated as no clear view (default 0,1,3,8,9,10).
+        doc: Comma-separated SCL classes treated as no clear view (default 0,1,3,8,9,10); an empty string runs without the cloud mask.
         type: string?
       dask_report:
         label: Dask performance report

@@ -41,9 +41,32 @@ def _command() -> list[str]:
     return [found]
 
 
+def _style(args: Sequence[str]) -> str | None:
+    """The ``--style`` among the generator's arguments (``--style pc`` or ``--style=pc``), if any."""
+    for index, arg in enumerate(args):
+        if arg == "--style" and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("--style="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def default_out(args: Sequence[str] = ()) -> Path:
+    """Where the generator writes for ``args``: data/sample, data/sample-<style>, or data/sample-eopf.
+
+    >>> default_out(["--style", "pc"]).name, default_out(["--style=eopack"]).name, default_out().name
+    ('sample-pc', 'sample', 'sample')
+    """
+    if "--geozarr" in args:
+        return eopf_dir()
+    style = _style(args)
+    # another style must never replace the default catalog the demos and tests use
+    return default_dir() if style in (None, "eopack") else default_dir().with_name(f"sample-{style}")
+
+
 def generate(out: Path | None = None, args: Sequence[str] = ()) -> Path:
     """Run the generator (fast when the data already exists); return the root catalog path."""
-    cmd = [*_command(), "--out", str(out or (eopf_dir() if "--geozarr" in args else default_dir())), *args]
+    cmd = [*_command(), "--out", str(out or default_out(args)), *args]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         raise ServiceUnavailableError(

@@ -193,10 +193,15 @@ def run(
 
 
 @cli.command("sample-data", context_settings={"ignore_unknown_options": True})
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Folder (default data/sample).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder (default data/sample, or data/sample-STYLE with --style).",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def sample_data(out: Path | None, args: tuple[str, ...]) -> None:
-    """Generate the sample inputs (options: --months N --tiles N --tile-size PX --resolution M --force)."""
+    """Generate the sample inputs (options: --months N --tiles N --tile-size PX --resolution M --force
+    --style pc|earth-search|stac-1.1 --processing-baseline 03.01)."""
     click.echo(str(generate_sample_data(out, args)))
 
 

@@ -15,7 +15,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import rasterio
@@ -101,12 +101,18 @@ class Grid:
 
 @dataclass(frozen=True)
 class ItemAssets:
-    """What a task needs of one STAC item: asset hrefs by band id, the SCL href, its bounds and CRS."""
+    """What a task needs of one STAC item: asset hrefs by band id, the SCL href, its bounds and CRS.
+
+    ``scl`` is None when nothing is masked (``masked_classes: ""``): every pixel with data is clear.
+    ``shift`` adds a DN offset per band so that items of different processing baselines share one
+    encoding (an item before 04.00 gets +1000 when the month's encoding carries the -0.1 offset).
+    """
 
     hrefs: dict[str, str]
-    scl: str
+    scl: str | None
     epsg: int
     bounds: tuple[float, float, float, float]  # in the item's own CRS
+    shift: dict[str, int] = field(default_factory=dict)
 
 
 _local = threading.local()
@@ -236,7 +242,11 @@ def mosaic_block(
             for item in items:
                 if not _intersects(item, grid, block):
                     continue
-                fresh = _read(item.scl, grid, block, "uint8")
+                if item.scl is not None:
+                    fresh = _read(item.scl, grid, block, "uint8")
+                else:  # no mask: class 255 (never masked) wherever the first band has data
+                    first = _read(item.hrefs[bands[0]], grid, block, "uint16")
+                    fresh = np.where(first != 0, np.uint8(255), np.uint8(0))
                 take = (scl == 0) & (fresh != 0)
                 if not take.any():
                     continue
@@ -245,6 +255,10 @@ def mosaic_block(
                 if not clear.any():
                     continue  # no band read for a tile that is all cloud in this block
                 for b, band in enumerate(bands):
-                    np.copyto(stack[t, b], _read(item.hrefs[band], grid, block, "uint16"), where=clear)
+                    dn = _read(item.hrefs[band], grid, block, "uint16")
+                    if shift := item.shift.get(band, 0):
+                        shifted = np.clip(dn.astype("int32") + shift, 1, 65535).astype("uint16")
+                        dn = np.where(dn != 0, shifted, dn)
+                    np.copyto(stack[t, b], dn, where=clear)
                 valid[t] |= clear
     return masked_median(stack, valid)

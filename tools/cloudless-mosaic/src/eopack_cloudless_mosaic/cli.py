@@ -31,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-items", type=int, help="read at most this many items")
     parser.add_argument("--resolution", type=float, default=20.0, help="pixel size in metres (default 20)")
     parser.add_argument("--epsg", type=int, help="output CRS (default: the items' dominant UTM zone)")
-    parser.add_argument("--masked-classes", help="SCL classes to mask (default 0,1,3,8,9,10)")
+    parser.add_argument(
+        "--masked-classes", help='SCL classes to mask (default 0,1,3,8,9,10; "" for no mask, no SCL needed)'
+    )
     parser.add_argument("--block-size", type=int, default=1024, help="pixels per block side (default 1024)")
     add_output_arguments(parser)
     return parser

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterExtension
 from rasterio.warp import transform_bounds
 
+from eopack_eo_common import archive
+from eopack_eo_common.access import asset_errors
+from eopack_eo_common.archive import Encoding
 from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
@@ -80,6 +84,10 @@ class MosaicJob:
         if not names:
             raise ToolInputError("bands must name at least one band, e.g. red,green,blue,nir")
         ids = tuple(dict.fromkeys(band_id(b) for b in names))
+        if "SCL" in ids:
+            raise ToolInputError(
+                "bands: SCL is the cloud mask, not a reflectance band; name e.g. red,green,blue,nir"
+            )
         if not resolution > 0:
             raise ToolInputError(f"resolution must be a positive number of metres; got {resolution!r}")
         if not 64 <= block_size <= 8192:
@@ -119,51 +127,65 @@ def group_by_month(items: Sequence[pystac.Item]) -> list[Month]:
     return [months[k] for k in sorted(months)]
 
 
-def _assets(item: pystac.Item, bands: Sequence[str]) -> ItemAssets:
-    missing = [b for b in (*bands, "SCL") if b not in item.assets]
-    if missing:
-        raise ToolInputError(
-            f"item {item.id} has no asset(s) {', '.join(missing)}; available: {', '.join(item.assets)}"
-        )
-    proj = ProjectionExtension.ext(item)
-    epsg = dominant_epsg([item])
-    transform, shape = proj.transform, proj.shape
-    if transform and shape:
-        a, _, c, _, e, f = transform[:6]
+def _assets(item: pystac.Item, job: MosaicJob, encodings: Sequence[Encoding]) -> ItemAssets:
+    """The hrefs, CRS and bounds of one item, its bands found by meaning (eo-common's ``archive``)."""
+    keys = {b: archive.require_asset(item, b) for b in job.bands}
+    scl = archive.scl_asset(item) if job.masked_classes else None
+    epsg = archive.item_epsg(item)
+    if epsg is None:
+        raise ToolInputError(f"item {item.id} carries no proj:code/proj:epsg; its CRS is unknown")
+    grid = archive.asset_grid(item, keys[job.bands[0]])
+    if grid is not None:
+        (a, _, c, _, e, f), shape = grid[0], grid[1]
         bounds = (c, f + e * shape[0], c + a * shape[1], f)
     else:
         assert item.bbox is not None
         bounds = tuple(transform_bounds("EPSG:4326", f"EPSG:{epsg}", *item.bbox))  # type: ignore[assignment]
-    return ItemAssets(
-        {b: item.assets[b].get_absolute_href() or "" for b in bands},
-        item.assets["SCL"].get_absolute_href() or "",
-        epsg,
-        bounds,
-    )
+    shift = {}
+    for band, target in zip(job.bands, encodings, strict=True):
+        own = archive.encoding(item, keys[band])
+        if not math.isclose(own.scale, target.scale):
+            raise ToolInputError(
+                f"item {item.id} stores {band} with scale {own.scale:g}, other items with {target.scale:g}; "
+                "one mosaic cannot mix them"
+            )
+        if delta := round((own.offset - target.offset) / own.scale):
+            shift[band] = delta
+    hrefs = {b: item.assets[k].get_absolute_href() or item.assets[k].href for b, k in keys.items()}
+    scl_href = (item.assets[scl].get_absolute_href() or item.assets[scl].href) if scl else None
+    return ItemAssets(hrefs, scl_href, epsg, bounds, shift)
 
 
-def _scale_offset(item: pystac.Item, band: str) -> tuple[float, float]:
-    raster = (item.assets[band].extra_fields.get("raster:bands") or [{}])[0]
-    return float(raster.get("scale", 1.0)), float(raster.get("offset", 0.0))
+def _encodings(items: Sequence[pystac.Item], bands: Sequence[str]) -> list[Encoding]:
+    """Per band, the encoding the month's DN are expressed in: the lowest offset among the items.
+
+    Items of a processing baseline before 04.00 (offset 0) are shifted up by 1000 DN into the
+    -0.1 encoding of newer ones, never the reverse, so no valid DN is pushed below zero.
+    """
+    out = []
+    for band in bands:
+        found = [archive.encoding(i, archive.require_asset(i, band)) for i in items]
+        out.append(min(found, key=lambda e: e.offset))
+    return out
 
 
-def _anchor(months: list[Month], grid: Grid) -> tuple[float, float] | None:
+def _anchor(months: list[Month], grid: Grid, band: str) -> tuple[float, float] | None:
     """The source grid's corner when the first item shares the output CRS and resolution."""
     item = next(iter(months[0].days.values()))[0]
-    transform = ProjectionExtension.ext(item).transform
-    if not transform or dominant_epsg([item]) != grid.epsg or transform[0] != grid.transform.a:
+    found = archive.asset_grid(item, archive.require_asset(item, band))
+    if found is None or archive.item_epsg(item) != grid.epsg or found[0][0] != grid.transform.a:
         return None
-    return float(transform[2]), float(transform[5])
+    return float(found[0][2]), float(found[0][5])
 
 
 def _month_results(
-    client: Any, months: list[Month], job: MosaicJob, grid: Grid
+    client: Any, months: list[Month], job: MosaicJob, grid: Grid, encodings: Sequence[Encoding]
 ) -> Iterator[tuple[Month, np.ndarray, np.ndarray]]:
     """Yield (month, twice the median DN, clear count) in order; the next month computes meanwhile."""
-    blocks = grid.blocks(job.block_size, _anchor(months, grid))
+    blocks = grid.blocks(job.block_size, _anchor(months, grid, job.bands[0]))
 
     def submit(month: Month) -> list[Any]:
-        dates = [[_assets(i, job.bands) for i in day] for _, day in sorted(month.days.items())]
+        dates = [[_assets(i, job, encodings) for i in day] for _, day in sorted(month.days.items())]
         return [
             client.submit(mosaic_block, dates, job.bands, grid, block, job.masked_classes, pure=False)
             for block in blocks
@@ -176,7 +198,8 @@ def _month_results(
         twice = np.zeros((len(job.bands), grid.height, grid.width), dtype="uint16")
         count = np.zeros((grid.height, grid.width), dtype="uint8")
         for block, future in zip(blocks, futures, strict=True):
-            part, n = future.result()
+            with asset_errors():
+                part, n = future.result()
             r, c, h, w = block
             twice[:, r : r + h, c : c + w] = part
             count[r : r + h, c : c + w] = n
@@ -382,10 +405,10 @@ def run(job: MosaicJob, outdir: Path) -> Path:
     with staged_output(outdir) as stage:
         report = stage / "dask-report.html" if job.dask_report else None
         with dask_client() as client, performance_report(report):
-            first = items[0]
+            encodings = _encodings(items, job.bands)
             # Stored values are twice the median DN (exact halves), so the scale is halved.
-            encoding = [(sc / 2, off) for sc, off in (_scale_offset(first, b) for b in job.bands)]
-            for month, twice, count in _month_results(client, months, job, grid):
+            encoding = [(e.scale / 2, e.offset) for e in encodings]
+            for month, twice, count in _month_results(client, months, job, grid, encodings):
                 if not count.any():
                     log.warning(
                         "%s: no clear pixel in the area (every observation masked by the SCL)", month.key

@@ -4,6 +4,8 @@ Runners never import this package (DESIGN.md §2); the CWL file is the only cont
 """
 
 __all__ = [
+    "access",
+    "archive",
     "cli",
     "dask_cluster",
     "download",

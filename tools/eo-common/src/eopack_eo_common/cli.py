@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .access import RedactingFilter, redact
 from .errors import EXIT_FAILURE, ToolError
 
 __all__ = ["add_output_arguments", "add_source_arguments", "run_main", "setup_logging"]
@@ -20,6 +21,11 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    # No credential or signed-URL query in any log line (library warnings included).
+    logging.captureWarnings(True)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     for noisy in ("distributed", "rasterio", "urllib3", "PIL", "asyncio", "tornado", "bokeh"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -48,7 +54,7 @@ def run_main(tool: str, body: Callable[[Sequence[str] | None], None], argv: Sequ
     try:
         body(argv)
     except ToolError as err:
-        print(f"{tool}: error: {err}", file=sys.stderr)
+        print(redact(f"{tool}: error: {err}"), file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print(f"{tool}: error: interrupted", file=sys.stderr)
@@ -57,10 +63,11 @@ def run_main(tool: str, body: Callable[[Sequence[str] | None], None], argv: Sequ
         code = err.code if isinstance(err.code, int) else EXIT_FAILURE
         return code
     except Exception as err:
-        print(f"{tool}: error: unexpected {type(err).__name__}: {err}", file=sys.stderr)
-        logging.getLogger(tool).debug("traceback", exc_info=True)
+        # one line first; messages of GDAL/HTTP errors may hold a signed URL: redacted
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        print(redact(f"{tool}: error: unexpected {type(err).__name__}: {first}"), file=sys.stderr)
         import traceback
 
-        traceback.print_exc(file=sys.stderr)
+        print(redact("".join(traceback.format_exc())), file=sys.stderr)
         return EXIT_FAILURE
     return 0

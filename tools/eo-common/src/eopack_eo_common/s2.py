@@ -1,8 +1,9 @@
 """Sentinel-2 L2A specifics: band names, scene classification (SCL) masking, and lazy loading.
 
 Loading goes through odc-stac: it reads only the windows a chunk needs, reprojects onto one grid and
-fuses same-day tiles. We then apply the product's own ``raster:bands`` scale and offset in float32
-(uint16 arithmetic wraps silently) and turn nodata into NaN.
+fuses same-day tiles. Items are first re-spelt by ``archive.canonical_item`` (bands by meaning,
+``proj:epsg``/``proj:code``, undeclared extensions); we then apply each item's scale and offset
+(``archive.encoding``) in float32 (uint16 arithmetic wraps silently) and turn nodata into NaN.
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 import pystac
 import xarray as xr
 
+from .archive import BANDS, SCL, band_id, canonical_item, encoding, item_epsg
 from .errors import ToolInputError
 
 __all__ = [
     "BANDS",
     "DEFAULT_MASKED_CLASSES",
+    "SCL",
     "SCL_CLASSES",
     "band_id",
     "clear_mask",
@@ -30,12 +32,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# Common name -> Sentinel-2 band id (the asset keys of Earth Search / Planetary Computer style items).
-BANDS = {
-    "coastal": "B01", "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
-    "rededge3": "B07", "nir": "B08", "nir08": "B8A", "nir09": "B09", "swir16": "B11", "swir22": "B12",
-}  # fmt: skip
 
 SCL_CLASSES = {
     0: "no data", 1: "saturated or defective", 2: "dark area pixels", 3: "cloud shadows", 4: "vegetation",
@@ -47,34 +43,24 @@ SCL_CLASSES = {
 DEFAULT_MASKED_CLASSES = (0, 1, 3, 8, 9, 10)
 
 
-def band_id(name: str) -> str:
-    """``red`` or ``B04`` -> ``B04``; anything else is an input error listing what is known.
-
-    >>> band_id("nir"), band_id("b04")
-    ('B08', 'B04')
-    """
-    key = name.strip()
-    if key.lower() in BANDS:
-        return BANDS[key.lower()]
-    if key.upper() in BANDS.values():
-        return key.upper()
-    known = ", ".join(f"{k} ({v})" for k, v in BANDS.items())
-    raise ToolInputError(f"unknown band {name!r}; use a Sentinel-2 band id or common name: {known}")
-
-
 def parse_masked_classes(text: str | None) -> tuple[int, ...]:
-    """SCL classes from ``"0,1,3,8,9,10"`` (spaces allowed); the default set when empty.
+    """SCL classes from ``"0,1,3,8,9,10"`` (spaces allowed); the default set when not given (None).
+
+    An empty string means *no* class is masked: the run needs no scene classification at all
+    (for archives without an SCL asset).
 
     >>> parse_masked_classes("3, 8,9"), parse_masked_classes(None) == DEFAULT_MASKED_CLASSES
     ((3, 8, 9), True)
+    >>> parse_masked_classes("")
+    ()
     """
-    if not text:
+    if text is None:
         return DEFAULT_MASKED_CLASSES
     try:
         return tuple(int(c) for c in text.replace(" ", ",").split(",") if c)
     except ValueError:
         raise ToolInputError(
-            f"masked_classes must be SCL class numbers like 0,1,3,8,9,10; got {text!r}"
+            f'masked_classes must be SCL class numbers like 0,1,3,8,9,10 (or "" for no mask); got {text!r}'
         ) from None
 
 
@@ -84,24 +70,18 @@ def clear_mask(scl: xr.DataArray, masked: Iterable[int] = DEFAULT_MASKED_CLASSES
 
 
 def dominant_epsg(items: Sequence[pystac.Item]) -> int:
-    """The EPSG code most items are in (the dominant UTM zone), from proj:code or proj:epsg."""
+    """The EPSG code most items are in (the dominant UTM zone), from proj:code or proj:epsg.
+
+    Item level first, then asset level; declared extension or not.
+    """
     codes: Counter[int] = Counter()
     for item in items:
-        code = item.properties.get("proj:epsg")
-        text = item.properties.get("proj:code")
-        if code is None and isinstance(text, str) and text.upper().startswith("EPSG:"):
-            code = int(text.split(":", 1)[1])
+        code = item_epsg(item)
         if code is not None:
-            codes[int(code)] += 1
+            codes[code] += 1
     if not codes:
         raise ToolInputError("the items carry no proj:code/proj:epsg; give epsg explicitly")
     return codes.most_common(1)[0][0]
-
-
-def _scale_offset(item: pystac.Item, asset: str) -> tuple[float, float, float | None]:
-    bands: list[dict[str, Any]] = item.assets[asset].extra_fields.get("raster:bands") or [{}]
-    first = bands[0]
-    return float(first.get("scale", 1.0)), float(first.get("offset", 0.0)), first.get("nodata")
 
 
 def load_reflectance(
@@ -115,37 +95,47 @@ def load_reflectance(
 ) -> tuple[xr.DataArray, xr.DataArray | None]:
     """Lazy float32 reflectance ``(time, band, y, x)`` over ``bbox`` and the matching SCL ``(time, y, x)``.
 
+    ``bands`` are ids or common names (``B04``, ``red``); the cube's band labels are the ids.
+    Bands are found by meaning in each item (eo-common's ``archive``), whatever the asset keys.
     Same-day items (adjacent tiles) are fused into one time step. Nodata becomes NaN; scale and
-    offset come from each asset's ``raster:bands``.
+    offset come from each item's own metadata (or its processing baseline), so a time series that
+    crosses baseline 04.00 is right on both sides.
     """
     import odc.stac
 
-    ids = [band_id(b) for b in bands]
-    missing = sorted({b for b in [*ids, *(["SCL"] if with_scl else [])] for i in items if b not in i.assets})
-    if missing:
-        raise ToolInputError(
-            f"the items have no asset(s) {', '.join(missing)}; available: {', '.join(items[0].assets)}"
+    ids = list(dict.fromkeys(band_id(b) for b in bands))
+    wanted = [*ids, SCL] if with_scl else ids
+    groups: dict[tuple[tuple[float, float, float], ...], list[pystac.Item]] = {}
+    for item in items:
+        canon = canonical_item(item, wanted)
+        encodings = tuple((e.scale, e.offset, e.nodata) for e in (encoding(canon, bid) for bid in ids))
+        groups.setdefault(encodings, []).append(canon)
+    cubes, scls = [], []
+    for encodings, group in groups.items():
+        data = odc.stac.load(
+            group,
+            bands=wanted,
+            crs=f"EPSG:{epsg}",
+            resolution=resolution,
+            bbox=bbox,
+            chunks={"x": chunk, "y": chunk},
+            groupby="solar_day",
+            resampling="nearest",
         )
-    wanted = [*ids, "SCL"] if with_scl else ids
-    data = odc.stac.load(
-        items,
-        bands=wanted,
-        crs=f"EPSG:{epsg}",
-        resolution=resolution,
-        bbox=bbox,
-        chunks={"x": chunk, "y": chunk},
-        groupby="solar_day",
-        resampling="nearest",
-    )
-    layers = []
-    for bid in ids:
-        scale, offset, nodata = _scale_offset(items[0], bid)
-        raw = data[bid]
-        value = raw.astype("float32") * np.float32(scale) + np.float32(offset)
-        bad = raw == (nodata if nodata is not None else 0)
-        layers.append(value.where(~bad))
-    cube = xr.concat(layers, dim=xr.Variable("band", list(ids))).transpose("time", "band", "y", "x")
-    scl = data["SCL"] if with_scl else None
+        layers = []
+        for bid, (scale, offset, nodata) in zip(ids, encodings, strict=True):
+            raw = data[bid]
+            value = raw.astype("float32") * np.float32(scale) + np.float32(offset)
+            layers.append(value.where(raw != nodata))
+        cubes.append(xr.concat(layers, dim=xr.Variable("band", ids)).transpose("time", "band", "y", "x"))
+        if with_scl:
+            scls.append(data[SCL])
+    if len(groups) > 1:
+        log.info("%d groups of items with different scale/offset (processing baselines)", len(groups))
+    cube = xr.concat(cubes, dim="time").sortby("time") if len(cubes) > 1 else cubes[0]
+    scl = None
+    if with_scl:
+        scl = xr.concat(scls, dim="time").sortby("time") if len(scls) > 1 else scls[0]
     log.info(
         "cube %s over %d date(s), EPSG:%d at %g m", dict(cube.sizes), cube.sizes["time"], epsg, resolution
     )

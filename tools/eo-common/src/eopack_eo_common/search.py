@@ -16,6 +16,7 @@ from typing import Any
 
 import pystac
 
+from . import access
 from .errors import ToolError, ToolInputError
 
 __all__ = ["Search", "collection_ids", "parse_bbox", "parse_date_range", "select_items"]
@@ -196,6 +197,20 @@ def collection_ids(stac_api: str | None = None, input_catalog: Path | None = Non
     return sorted(c.id for c in root.get_all_collections())
 
 
+def _unique(items: list[pystac.Item], source: str) -> list[pystac.Item]:
+    """One item per id: the first copy wins (an API whose pages overlap returns some twice).
+
+    Reading a duplicate twice would count its pixels twice in a median, so later copies are
+    dropped, and the log says how many.
+    """
+    seen: dict[str, pystac.Item] = {}
+    for item in items:
+        seen.setdefault(item.id, item)
+    if len(items) != len(seen):
+        log.warning("%d duplicate item id(s) from the %s were read once", len(items) - len(seen), source)
+    return list(seen.values())
+
+
 def select_items(
     search: Search, stac_api: str | None = None, input_catalog: Path | None = None
 ) -> list[pystac.Item]:
@@ -209,9 +224,11 @@ def select_items(
         assert input_catalog is not None
         found = _from_catalog(Path(input_catalog), search)
         source = f"staged catalog {input_catalog}"
-    items = _sorted(found, search.max_items)
+    items = _sorted(_unique(found, source), search.max_items)
     for item in items:
         item.make_asset_hrefs_absolute()
+    access.modify_hrefs(items)
+    access.configure_gdal()
     if not items:
         raise ToolInputError(f"no items found in the {source} for {search.describe()}; widen the search")
     log.info("%d item(s) from the %s for %s", len(items), source, search.describe())

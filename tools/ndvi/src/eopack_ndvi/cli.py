@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--aggregation", default="none", help=f"one of {', '.join(AGGREGATIONS)}")
     parser.add_argument("--resolution", type=float, default=20.0, help="pixel size in metres (default 20)")
     parser.add_argument("--epsg", type=int, help="output CRS (default: the items' dominant EPSG)")
-    parser.add_argument("--masked-classes", help="SCL classes to mask (default 0,1,3,8,9,10)")
+    parser.add_argument(
+        "--masked-classes", help='SCL classes to mask (default 0,1,3,8,9,10; "" for no mask, no SCL needed)'
+    )
     add_output_arguments(parser)
     return parser
 

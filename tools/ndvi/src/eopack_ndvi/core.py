@@ -22,6 +22,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterExtension
 from rasterio.warp import transform_bounds
 
+from eopack_eo_common.access import asset_errors
 from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
@@ -83,12 +84,17 @@ class NdviJob:
         return cls(search, aggregation, resolution, epsg, classes, stac_api, input_catalog, dask_report)
 
 
-def ndvi(cube: xr.DataArray, scl: xr.DataArray, masked: tuple[int, ...]) -> xr.DataArray:
-    """``(nir - red) / (nir + red)`` in float32, NaN wherever the SCL says the ground is not seen."""
+def ndvi(cube: xr.DataArray, scl: xr.DataArray | None, masked: tuple[int, ...]) -> xr.DataArray:
+    """``(nir - red) / (nir + red)`` in float32, NaN wherever the SCL says the ground is not seen.
+
+    With no masked classes (``masked_classes: ""``) there is no SCL and only nodata is NaN.
+    """
     red, nir = cube.sel(band="B04"), cube.sel(band="B08")
     total = nir + red
     value = (nir - red) / total.where(total > 0)
-    return value.where(clear_mask(scl, masked)).astype("float32").rename("ndvi")
+    if scl is not None and masked:
+        value = value.where(clear_mask(scl, masked))
+    return value.astype("float32").rename("ndvi")
 
 
 def _layers(result: xr.DataArray, job: NdviJob) -> list[tuple[str, dict[str, Any], np.ndarray]]:
@@ -172,11 +178,18 @@ def run(job: NdviJob, outdir: Path) -> Path:
     with staged_output(outdir) as stage:
         report = stage / "dask-report.html" if job.dask_report else None
         with dask_client() as client, performance_report(report):
-            cube, scl = load_reflectance(items, ["red", "nir"], job.search.bbox, epsg, job.resolution)
-            assert scl is not None
+            cube, scl = load_reflectance(
+                items,
+                ["red", "nir"],
+                job.search.bbox,
+                epsg,
+                job.resolution,
+                with_scl=bool(job.masked_classes),
+            )
             result = ndvi(cube, scl, job.masked_classes)
             log.info("computing NDVI on %s", client)
-            result = result.compute()
+            with asset_errors():
+                result = result.compute()
         transform = result.odc.geobox.affine
         catalog = pystac.Catalog("ndvi", f"NDVI for {job.search.describe()}", title="NDVI")
         for name, props, pixels in _layers(result, job):

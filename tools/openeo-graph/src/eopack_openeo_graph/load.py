@@ -29,8 +29,9 @@ from typing import Any
 import pystac
 import xarray as xr
 
+from eopack_eo_common import archive
 from eopack_eo_common.errors import ToolInputError
-from eopack_eo_common.s2 import BANDS, band_id, dominant_epsg, load_reflectance
+from eopack_eo_common.s2 import BANDS, dominant_epsg, load_reflectance
 from eopack_eo_common.search import Search, collection_ids, select_items
 
 __all__ = [
@@ -158,21 +159,23 @@ def temporal_range(extent: Any) -> tuple[dt.datetime, dt.datetime]:
     return first, last
 
 
-def _native_resolution(items: Sequence[pystac.Item], assets: Sequence[str]) -> float:
-    """The finest pixel size of the requested assets, from gsd / raster:bands / proj:transform."""
+def _native_resolution(items: Sequence[pystac.Item], bands: Sequence[str]) -> float:
+    """The finest pixel size of the requested bands, from gsd / raster:bands / proj:transform."""
     sizes = []
-    for key in assets:
-        asset = items[0].assets.get(key)
-        if asset is None:
+    item = items[0]
+    for band in bands:
+        key = archive.find_asset(item, band)
+        if key is None:
             continue
-        fields = asset.extra_fields
-        bands = fields.get("raster:bands") or [{}]
-        transform = fields.get("proj:transform") or items[0].properties.get("proj:transform")
+        fields = item.assets[key].extra_fields
+        raster = (fields.get("raster:bands") or fields.get("bands") or [{}])[0] or {}
+        grid = archive.asset_grid(item, key)
         for candidate in (
             fields.get("gsd"),
-            bands[0].get("spatial_resolution"),
-            abs(transform[0]) if transform else None,
-            items[0].properties.get("gsd"),
+            raster.get("spatial_resolution") or raster.get("raster:spatial_resolution"),
+            fields.get("raster:spatial_resolution"),
+            abs(grid[0][0]) if grid else None,
+            item.properties.get("gsd"),
         ):
             if candidate:
                 sizes.append(float(candidate))
@@ -272,24 +275,22 @@ class CollectionLoader:
 
 
 def _band_asset(name: str) -> str:
-    if name.strip().upper() == SCL:
-        return SCL
     try:
-        return band_id(name)
+        return archive.band_id(name)
     except ToolInputError as err:
         raise ToolInputError(f"load_collection: {err}; or SCL (scene classification)") from None
 
 
 def _first_band(items: Sequence[pystac.Item]) -> str:
     for bid in BANDS.values():
-        if bid in items[0].assets:
+        if archive.find_asset(items[0], bid) is not None:
             return bid
     raise ToolInputError(
-        f"the items have no Sentinel-2 reflectance asset; available: {', '.join(items[0].assets)}"
+        f"item {items[0].id} has no Sentinel-2 reflectance band; it offers: {archive.offered(items[0])}"
     )
 
 
 def _default_bands(items: Sequence[pystac.Item]) -> list[str]:
-    """No ``bands`` given: every Sentinel-2 reflectance band the items have, then SCL."""
-    present = [bid for bid in sorted(set(BANDS.values())) if bid in items[0].assets]
-    return [*present, *([SCL] if SCL in items[0].assets else [])]
+    """No ``bands`` given: every Sentinel-2 reflectance band the items have (by meaning), then SCL."""
+    present = [bid for bid in sorted(set(BANDS.values())) if archive.find_asset(items[0], bid) is not None]
+    return [*present, *([SCL] if archive.find_asset(items[0], SCL) is not None else [])]

@@ -24,6 +24,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterExtension
 from rasterio.warp import transform_bounds
 
+from eopack_eo_common.access import asset_errors
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.raster import band_statistics, write_cog
 
@@ -74,7 +75,8 @@ class ResultWriter:
             )
         cube = _spatial_last(data)
         log.info("save_result: computing %s %s as %s", cube.dtype, dict(cube.sizes), kind)
-        computed = cube.compute()
+        with asset_errors():
+            computed = cube.compute()
         if computed.dtype == bool:
             computed = computed.astype("uint8")
         if kind == "GTiff":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .eopf import EopfInputError
 from .s2 import SampleDataInputError, generate
+from .styles import DEFAULT_STYLE, STYLES
 
 __all__ = ["main"]
 
@@ -48,6 +49,19 @@ def _parser() -> _Parser:
     parser.add_argument("--resolution", type=float, default=20.0, help="pixel size in metres (default: 20)")
     parser.add_argument("--start", default="2024-06", help="first month, YYYY-MM (default: 2024-06)")
     parser.add_argument("--force", action="store_true", help="regenerate even if DIR is up to date")
+    parser.add_argument(
+        "--processing-baseline",
+        default="05.10",
+        help="s2:processing_baseline of the items; before 04.00 the DN carry no +1000 offset (default: 05.10)",
+    )
+    parser.add_argument(
+        "--style",
+        choices=STYLES,
+        default=DEFAULT_STYLE,
+        help="spell the STAC items like a public archive: pc (Planetary Computer), earth-search "
+        "(Earth Search v1), stac-1.1 (STAC 1.1 bands); same pixels (default: eopack; "
+        "default --out data/sample-STYLE for the others)",
+    )
     eopf = parser.add_argument_group("EOPF-like Zarr product (for the geozarr package)")
     eopf.add_argument(
         "--geozarr",
@@ -96,14 +110,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(store)
             return 0
+        default_out = Path("data/sample" if args.style == DEFAULT_STYLE else f"data/sample-{args.style}")
         catalog = generate(
-            args.out or Path("data/sample"),
+            args.out or default_out,
             months=args.months,
             tiles=args.tiles,
             tile_size=args.tile_size,
             resolution=args.resolution,
             start=args.start,
             force=args.force,
+            style=args.style,
+            processing_baseline=args.processing_baseline,
         )
     except (SampleDataInputError, EopfInputError) as err:
         print(f"{_TOOL}: error: {err}", file=sys.stderr)

@@ -43,7 +43,10 @@ Files
     ``DIR/catalog.json`` → ``DIR/sentinel-2-l2a/collection.json`` → one folder per item holding
     ``<id>.json`` and B02, B03, B04, B08 (uint16, DN = reflectance × 10000 + 1000, as the real
     product since processing baseline 04.00) and SCL (uint8), all Cloud-Optimized GeoTIFFs with
-    nodata 0. Every href is relative. ``DIR/generator.json`` records the parameters, so a second
+    nodata 0. Every href is relative. ``style`` spells the STAC documents like a public archive
+    (``pc``, ``earth-search``, ``stac-1.1``; see ``styles``); the pixels are the same in every style.
+    ``processing_baseline`` before 04.00 (e.g. ``03.01``) writes DN = reflectance × 10000 without
+    the +1000 and declares offset 0 (where the style declares one): same reflectances, old encoding. ``DIR/generator.json`` records the parameters, so a second
     call with the same parameters returns at once.
 """
 
@@ -86,6 +89,7 @@ from .scene import (
     tile_names,
     weather,
 )
+from .styles import DEFAULT_STYLE, STYLES, restyle_collection, restyle_item
 
 __all__ = [
     "COLLECTION_ID",
@@ -96,6 +100,7 @@ __all__ = [
     "Target",
     "TileTruth",
     "Truth",
+    "baseline_offset",
     "generate",
     "item_id",
     "truth",
@@ -120,6 +125,7 @@ _EXTENSIONS = [
     "https://stac-extensions.github.io/grid/v1.1.0/schema.json",
     "https://stac-extensions.github.io/classification/v2.0.0/schema.json",
 ]
+BASELINE = "05.10"  # processing baseline of the items; before 04.00 the DN carry no -1000 offset
 _MIN_EXTENT = 12000.0  # metres: tile 0 must hold the field, the lake, the seed bbox and the weather plan
 _GENERATOR_FILE = "generator.json"
 
@@ -186,6 +192,15 @@ class Truth:
         1400
         """
         return round((reflectance - self.offset) / self.scale)
+
+
+def baseline_offset(baseline: str) -> float:
+    """The reflectance offset of L2A DN at a processing baseline: -0.1 from 04.00 on, 0 before.
+
+    >>> baseline_offset("05.10"), baseline_offset("03.01")
+    (-0.1, 0.0)
+    """
+    return OFFSET if tuple(int(p) for p in baseline.split(".")) >= (4, 0) else 0.0
 
 
 def item_id(date: dt.datetime, tile: str) -> str:
@@ -329,7 +344,7 @@ def _footprint(tile: Tile) -> tuple[dict[str, Any], list[float]]:
     return {"type": "Polygon", "coordinates": [ring]}, [round(v, 7) for v in bbox]
 
 
-def _band_asset(band: str, resolution: float) -> dict[str, Any]:
+def _band_asset(band: str, resolution: float, offset: float = OFFSET) -> dict[str, Any]:
     common, wavelength, number = _BAND_INFO[band]
     return {
         "type": _MEDIA_COG,
@@ -342,7 +357,7 @@ def _band_asset(band: str, resolution: float) -> dict[str, Any]:
                 "nodata": 0,
                 "data_type": "uint16",
                 "scale": SCALE,
-                "offset": OFFSET,
+                "offset": offset,
                 "spatial_resolution": resolution,
                 "unit": "1",
             }
@@ -363,7 +378,7 @@ def _scl_asset(resolution: float) -> dict[str, Any]:
     }
 
 
-def _item(tile: Tile, acq: Acquisition, raster: Raster) -> pystac.Item:
+def _item(tile: Tile, acq: Acquisition, raster: Raster, baseline: str = BASELINE) -> pystac.Item:
     geometry, bbox = _footprint(tile)
     item = pystac.Item(
         id=item_id(acq.date, tile.name),
@@ -384,7 +399,7 @@ def _item(tile: Tile, acq: Acquisition, raster: Raster) -> pystac.Item:
             "grid:code": f"MGRS-{tile.name}",
             "s2:mgrs_tile": tile.name,
             "s2:product_type": "S2MSI2A",
-            "s2:processing_baseline": "05.10",
+            "s2:processing_baseline": baseline,
             "eopack:synthetic": True,
         },
         stac_extensions=list(_EXTENSIONS),
@@ -392,13 +407,18 @@ def _item(tile: Tile, acq: Acquisition, raster: Raster) -> pystac.Item:
     )
     for band in BANDS:
         item.add_asset(
-            band, pystac.Asset.from_dict({"href": f"./{band}.tif", **_band_asset(band, tile.resolution)})
+            band,
+            pystac.Asset.from_dict(
+                {"href": f"./{band}.tif", **_band_asset(band, tile.resolution, baseline_offset(baseline))}
+            ),
         )
     item.add_asset("SCL", pystac.Asset.from_dict({"href": "./SCL.tif", **_scl_asset(tile.resolution)}))
     return item
 
 
-def _collection(items: list[pystac.Item], grid: list[Tile], acqs: list[Acquisition]) -> pystac.Collection:
+def _collection(
+    items: list[pystac.Item], grid: list[Tile], acqs: list[Acquisition], baseline: str = BASELINE
+) -> pystac.Collection:
     boxes = [item.bbox for item in items if item.bbox]
     spatial = [
         min(b[0] for b in boxes),
@@ -442,7 +462,7 @@ def _collection(items: list[pystac.Item], grid: list[Tile], acqs: list[Acquisiti
         ),
         stac_extensions=list(_EXTENSIONS),
     )
-    item_assets = {band: _band_asset(band, resolution) for band in BANDS}
+    item_assets = {band: _band_asset(band, resolution, baseline_offset(baseline)) for band in BANDS}
     item_assets["SCL"] = _scl_asset(resolution)
     collection.extra_fields["item_assets"] = item_assets
     return collection
@@ -503,6 +523,8 @@ def generate(
     resolution: float = 20.0,
     start: str = "2024-06",
     force: bool = False,
+    style: str = DEFAULT_STYLE,
+    processing_baseline: str = BASELINE,
 ) -> Path:
     """Write the sample catalog to ``out`` (unless it is already there) and return its catalog.json.
 
@@ -515,7 +537,16 @@ def generate(
     """
     out = Path(out).absolute()
     grid, acqs = _plan(months, tiles, tile_size, resolution, start)
+    if style not in STYLES:
+        raise SampleDataInputError(f"style must be one of {', '.join(STYLES)}, got {style!r}")
     parameters = _parameters(months, tiles, tile_size, resolution, start)
+    if not re.fullmatch(r"\d\d\.\d\d", processing_baseline):
+        raise SampleDataInputError(f"processing baseline must look like 05.10, got {processing_baseline!r}")
+    # the defaults' record stays as it was, so existing data is reused
+    if style != DEFAULT_STYLE:
+        parameters["style"] = style
+    if processing_baseline != BASELINE:
+        parameters["processing_baseline"] = processing_baseline
     if not force and _is_current(out, parameters):
         log.info("%s is up to date", out)
         return out / "catalog.json"
@@ -527,15 +558,23 @@ def generate(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=out.parent))
     try:
-        _build(staging, grid, acqs, parameters)
+        _build(staging, grid, acqs, parameters, style, processing_baseline)
         _replace(staging, out, parameters)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out / "catalog.json"
 
 
-def _build(root: Path, grid: list[Tile], acqs: list[Acquisition], parameters: dict[str, Any]) -> None:
+def _build(
+    root: Path,
+    grid: list[Tile],
+    acqs: list[Acquisition],
+    parameters: dict[str, Any],
+    style: str = DEFAULT_STYLE,
+    baseline: str = BASELINE,
+) -> None:
     items: list[pystac.Item] = []
+    shift = round(baseline_offset(baseline) / SCALE - OFFSET / SCALE)  # 0, or +1000 DN before 04.00
     collection_dir = root / COLLECTION_ID
     edge_x = _swath_edge_x(grid)
     for n, acq in enumerate(acqs, 1):
@@ -545,11 +584,14 @@ def _build(root: Path, grid: list[Tile], acqs: list[Acquisition], parameters: di
             if acq.swath_edge and _beyond_swath(tile, grid):
                 continue
             raster = render(tile, acq, blobs, edge_x if acq.swath_edge else None)
-            item = _item(tile, acq, raster)
+            item = _item(tile, acq, raster, baseline)
             folder = collection_dir / item.id
             folder.mkdir(parents=True)
             for band in BANDS:
-                _write_cog(folder / f"{band}.tif", raster.bands[band], tile, "average")
+                dn = raster.bands[band]
+                if shift:  # the same reflectance without BOA_ADD_OFFSET; 0 stays nodata
+                    dn = np.where(dn > 0, np.clip(dn.astype("int32") - shift, 1, None), 0).astype(dn.dtype)
+                _write_cog(folder / f"{band}.tif", dn, tile, "average")
             _write_cog(folder / "SCL.tif", raster.scl, tile, "nearest")
             items.append(item)
 
@@ -558,7 +600,7 @@ def _build(root: Path, grid: list[Tile], acqs: list[Acquisition], parameters: di
         title="eopack sample data",
         description="Deterministic synthetic Earth-observation inputs for eopack demos and tests.",
     )
-    collection = _collection(items, grid, acqs)
+    collection = _collection(items, grid, acqs, baseline)
     catalog.add_child(collection)
     collection.add_items(items)
     # the trailing separator stops pystac from taking a folder name with a dot for a file name
@@ -568,6 +610,11 @@ def _build(root: Path, grid: list[Tile], acqs: list[Acquisition], parameters: di
         path = collection_dir / item.id / f"{item.id}.json"
         doc = json.loads(path.read_text())
         _add_epsg(doc)
+        doc = restyle_item(doc, style, grid[0].resolution)
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+    if style != DEFAULT_STYLE:
+        path = collection_dir / "collection.json"
+        doc = restyle_collection(json.loads(path.read_text()), style, grid[0].resolution)
         path.write_text(json.dumps(doc, indent=2) + "\n")
 
     files = {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
