@@ -22,9 +22,13 @@ def _parser() -> argparse.ArgumentParser:
             "self-contained catalog.json with the items as direct children and their assets downloaded."
         ),
     )
-    parser.add_argument("reference", nargs="+", help="STAC Item URL, search URL (…/search?…) or catalog URL/path")
     parser.add_argument(
-        "--as-file", action="store_true", help="download the one file the reference names instead (File inputs)"
+        "reference", nargs="+", help="STAC Item URL, search URL (…/search?…) or catalog URL/path"
+    )
+    parser.add_argument(
+        "--as-file",
+        action="store_true",
+        help="download the one file the reference names instead (File inputs)",
     )
     parser.add_argument("--max-bytes", type=int, default=4 * 1024**3, help="size limit per download (bytes)")
     parser.add_argument("--timeout", type=float, default=60.0, help="connect/read timeout (seconds)")

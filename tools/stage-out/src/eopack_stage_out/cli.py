@@ -33,11 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("results", type=Path, help="folder holding catalog.json")
     parser.add_argument("--s3-bucket", required=True, help="bucket to upload to")
-    parser.add_argument("--process-name", default="eopack", help="folder name prefix (a random suffix is added)")
+    parser.add_argument(
+        "--process-name", default="eopack", help="folder name prefix (a random suffix is added)"
+    )
     parser.add_argument("--s3-endpoint", help="S3 endpoint URL (default $STAGEOUT_AWS_SERVICEURL, else AWS)")
     parser.add_argument("--s3-region", help="region (default $STAGEOUT_AWS_REGION, else us-east-1)")
-    parser.add_argument("--s3-credentials", type=Path, help="AWS shared-credentials file with a [default] key")
-    parser.add_argument("--outdir", type=Path, default=Path("."), help="where cwl.output.json goes (default: .)")
+    parser.add_argument(
+        "--s3-credentials", type=Path, help="AWS shared-credentials file with a [default] key"
+    )
+    parser.add_argument(
+        "--outdir", type=Path, default=Path("."), help="where cwl.output.json goes (default: .)"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -48,7 +54,9 @@ def _body(argv: Sequence[str] | None) -> None:
     settings = S3Settings.resolve(args.s3_endpoint, args.s3_region, args.s3_credentials)
     staged = stage_out(args.results, args.s3_bucket, settings, subfolder=subfolder_name(args.process_name))
     args.outdir.mkdir(parents=True, exist_ok=True)
-    (args.outdir / "cwl.output.json").write_text(json.dumps({OUTPUT_ID: {"value": staged.catalog_url}}) + "\n")
+    (args.outdir / "cwl.output.json").write_text(
+        json.dumps({OUTPUT_ID: {"value": staged.catalog_url}}) + "\n"
+    )
     print(staged.catalog_url)
 
 

@@ -81,7 +81,9 @@ class S3Settings:
             return cls(endpoint, region, profile_file=credentials)
         key, secret = env.get("STAGEOUT_AWS_ACCESS_KEY_ID"), env.get("STAGEOUT_AWS_SECRET_ACCESS_KEY")
         if bool(key) != bool(secret):
-            raise ToolInputError("set both STAGEOUT_AWS_ACCESS_KEY_ID and STAGEOUT_AWS_SECRET_ACCESS_KEY, or neither")
+            raise ToolInputError(
+                "set both STAGEOUT_AWS_ACCESS_KEY_ID and STAGEOUT_AWS_SECRET_ACCESS_KEY, or neither"
+            )
         return cls(endpoint, region, key or None, secret or None)
 
     def client(self) -> Any:
@@ -110,7 +112,9 @@ def _profile_session(path: Path, region: str) -> Any:
     parser = configparser.ConfigParser()
     parser.read(path)
     if "default" not in parser or "aws_access_key_id" not in parser["default"]:
-        raise ToolInputError(f"s3_credentials {path} has no [default] aws_access_key_id/aws_secret_access_key")
+        raise ToolInputError(
+            f"s3_credentials {path} has no [default] aws_access_key_id/aws_secret_access_key"
+        )
     section = parser["default"]
     return boto3.session.Session(
         aws_access_key_id=section.get("aws_access_key_id"),
@@ -179,7 +183,11 @@ def stage_out(
     items = list(catalog.get_items())  # direct children only, as the platform reads them
     if not items:
         nested = sum(1 for _ in catalog.get_items(recursive=True))
-        where = f"; {nested} item(s) are below child catalogs, which the platform's stage-out does not read" if nested else ""
+        where = (
+            f"; {nested} item(s) are below child catalogs, which the platform's stage-out does not read"
+            if nested
+            else ""
+        )
         raise ToolError(f"{results / 'catalog.json'} has no direct item to stage out{where}")
     dropped = [child.id for child in catalog.get_children()]
     if dropped:
@@ -190,7 +198,9 @@ def stage_out(
         id=subfolder,
         description=f"Results of {subfolder}",
         title="Processing results",
-        extent=pystac.Extent(pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]), pystac.TemporalExtent([[now, now]])),
+        extent=pystac.Extent(
+            pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]), pystac.TemporalExtent([[now, now]])
+        ),
         keywords=["eoepca", "eopack"],
         license="proprietary",
     )
@@ -226,13 +236,17 @@ def stage_out(
         catalog.normalize_hrefs(prefix)
         catalog.catalog_type = pystac.CatalogType.RELATIVE_PUBLISHED
         for item in collection.get_items():
-            _put_json(client, item.get_self_href() or "", item.to_dict(include_self_link=True, transform_hrefs=True))
+            _put_json(
+                client, item.get_self_href() or "", item.to_dict(include_self_link=True, transform_hrefs=True)
+            )
         _put_json(client, collection.get_self_href() or "", collection.to_dict(include_self_link=True))
         _put_json(client, catalog.get_self_href() or "", catalog.to_dict(include_self_link=True))
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "error")
         if code in {"404", "NoSuchBucket"}:
-            raise ToolInputError(f"bucket {bucket!r} does not exist at {settings.endpoint or 'AWS'}") from None
+            raise ToolInputError(
+                f"bucket {bucket!r} does not exist at {settings.endpoint or 'AWS'}"
+            ) from None
         if code in {"403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}:
             raise ToolInputError(f"S3 refused the credentials ({code}); check s3_credentials") from None
         raise ToolError(f"S3 error {code} while staging out to {prefix}") from None
