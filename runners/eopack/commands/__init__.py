@@ -42,6 +42,7 @@ LAZY_COMMANDS = {
     "slurm": ".services:slurm_cli",
     "stac": ".services:stac_cli",
     "wes": ".services:wes_cli",
+    "wrap": ".staging:wrap_cmd",
 }
 
 
