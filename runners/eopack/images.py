@@ -1,4 +1,4 @@
-"""Build the packages' container images: ``eopack images build [APP...]`` and ``eopack images list``.
+"""Build the packages' container images (for ``eopack images build|list``, defined in eopack.commands).
 
 Every app has ``containers/<app>/Dockerfile``, built from the repository root with the legacy
 builder (``docker build --network host``) and tagged ``eopack/<app>:<s:softwareVersion>``, which must
@@ -22,11 +22,11 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .console import notice
+from .console import Progress, notice
 from .errors import EopackError, PackageInvalidError, ServiceUnavailableError
 from .package import Package, repo_root
 from .services import docker
@@ -53,8 +53,6 @@ LOCAL_CA_DIRS = (Path("/usr/local/share/ca-certificates"),)
 SYSTEM_CERTS = Path("/etc/ssl/certs")
 BUNDLE_ENV = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+(.+?)\s+-----END CERTIFICATE-----", re.S)
-
-Progress = Callable[[str], None]
 
 
 class ImageBuildError(EopackError):

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .console import notice
+from .console import Progress, notice
 from .errors import EopackError
 from .images import image_spec
 from .package import Package, cwltool_validate, dump_yaml, repo_root
@@ -31,7 +31,6 @@ from .services import docker
 __all__ = ["ReleaseRefusedError", "Released", "pin_images", "release_packages"]
 
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
-Progress = Callable[[str], None]
 
 
 class ReleaseRefusedError(EopackError):

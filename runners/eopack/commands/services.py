@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from ..clients import wes as wes_client
-from ..console import err, notice, out
+from ..console import Progress, err, notice, out
 from ..errors import EopackError
 from ..package import repo_root
 from ..services import docker, gateway, registry, s3, slurm, stac, wes
@@ -383,7 +383,7 @@ wes_cli = service_group(
 # ------------------------------------------------------------------ Docker daemon and image registry
 
 
-def _docker_down(progress: Callable[[str], None]) -> None:
+def _docker_down(progress: Progress) -> None:
     if not docker.down(repo_root()):
         raise EopackError(
             f"{docker.SERVICE}: dockerd did not stop; see {docker.state_dir(repo_root()) / 'dockerd.log'}"
@@ -407,14 +407,14 @@ docker_cli = service_group(
 )
 
 
-def _registry_up(port: int, progress: Callable[[str], None]) -> registry.Registry:
+def _registry_up(port: int, progress: Progress) -> registry.Registry:
     found = registry.up(repo_root(), port)
     owner = f"pid {found.pid}, state {found.state}" if found.pid else "not started by eopack"
     progress(f"{registry.SERVICE}: {found.address} ({owner})")
     return found
 
 
-def _registry_down(progress: Callable[[str], None]) -> None:
+def _registry_down(progress: Progress) -> None:
     if not registry.down(repo_root()):
         raise EopackError(f"{registry.SERVICE}: did not stop")
 

@@ -22,13 +22,14 @@ Why it is built this way (issue 14, seed 004 "generate + validate + ingest"):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ..clients.stac import StacApi, StacApiError, TransactionsDisabledError, declares_transactions
+from ..console import Progress
 from ..services import stac as stac_service
 from .placement import AssetTarget, LocalAssets, PublishUsageError, TemplateAssets, Upload, asset_rel
 from .reader import Group, RunContent, for_api, generated_collection, merged_extent, read_run
@@ -49,9 +50,6 @@ __all__ = [
     "publish",
     "read_run",
 ]
-
-Progress = Callable[[str], None]
-
 
 # ------------------------------------------------------------------ publishing
 

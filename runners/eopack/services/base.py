@@ -17,6 +17,7 @@ Process plumbing (spawn, stop, ports, /proc) is in ``_proc``; no click here (com
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, fields
@@ -24,12 +25,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from ..console import Progress
 from ..errors import ServiceUnavailableError
 from . import _proc
 
-__all__ = ["JsonState", "Progress", "Rollback", "owned_pid", "quiet", "sweep", "write_secret"]
-
-Progress = Callable[[str], None]
+__all__ = [
+    "JsonState",
+    "Progress",
+    "Rollback",
+    "nginx",
+    "nginx_command",
+    "owned_pid",
+    "quiet",
+    "sweep",
+    "write_secret",
+]
 
 
 def quiet(_message: str) -> None:
@@ -105,10 +115,14 @@ class Rollback:
 
 def sweep(
     service: str,
+    root: Path,
     leftovers: Callable[[], Iterable[_proc.ProcInfo]],
     keep: Callable[[_proc.ProcInfo], bool] = lambda _p: False,
 ) -> None:
-    """Kill every process ``leftovers()`` finds (except ``keep``), then fail if any survived."""
+    """After a stop: kill what ``leftovers()`` finds of the service at ``root`` (except ``keep``) and
+    fail if any survived. Nothing to do when ``root`` does not exist (never started there)."""
+    if not root.exists():
+        return
     for proc in list(leftovers()):
         if not keep(proc):
             _proc.stop_pid(proc.pid, timeout=2, group=False, sig=signal.SIGKILL)
@@ -116,3 +130,14 @@ def sweep(
     if still:
         names = ", ".join(f"{p.pid} {p.name}" for p in still)
         raise ServiceUnavailableError(service, f"processes survived the stop: {names}", "Kill them by pid.")
+
+
+def nginx() -> Path | None:
+    """The nginx binary (PATH, else Debian's /usr/sbin/nginx, which a non-root PATH may lack)."""
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    return Path(found) if found else None
+
+
+def nginx_command(binary: Path, prefix: Path, conf: Path, error_log: Path) -> list[str]:
+    """nginx with everything under ``prefix`` (temp files, pid) and its own config and error log."""
+    return [str(binary), "-p", str(prefix), "-e", str(error_log), "-c", str(conf)]

@@ -314,8 +314,7 @@ def down(state_dir: Path | None = None, progress: Progress | None = None) -> Gat
         _proc.stop_pid(pid, timeout=30, sig=signal.SIGTERM)
         say(f"dask-gateway-server stopped (pid {pid})")
     layout.pid_file.unlink(missing_ok=True)
-    if layout.root.exists():
-        sweep(SERVICE, lambda: _leftovers(layout))
+    sweep(SERVICE, layout.root, lambda: _leftovers(layout))
     return status(layout.root)
 
 

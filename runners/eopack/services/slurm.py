@@ -403,6 +403,7 @@ def down(base: Path | None = None, progress: Progress | None = None) -> SlurmClu
         pid_file.unlink(missing_ok=True)
     sweep(
         SERVICE,
+        base,
         lambda: [
             p
             for p in _proc.processes_under(base)
