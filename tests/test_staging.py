@@ -198,10 +198,12 @@ def _search_url(api: str, bbox: str) -> str:
     return f"{api}/search?{urlencode(query)}"
 
 
-def _eopack_run(cwl: str, job: dict[str, Any], outdir: Path, runner: str) -> dict[str, Any]:
+def _eopack_run(
+    cwl: str, job: dict[str, Any], outdir: Path, runner: str, *extra: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     job_file = outdir.with_suffix(".yml")
     job_file.write_text(json.dumps(job))
-    env = {**os.environ, "EOPACK_ALLOW_PRIVATE_URLS": "1"}
+    env = {**os.environ, "EOPACK_ALLOW_PRIVATE_URLS": "1", **(env or {})}
     proc = subprocess.run(
         [
             sys.executable,
@@ -215,6 +217,7 @@ def _eopack_run(cwl: str, job: dict[str, Any], outdir: Path, runner: str) -> dic
             "--no-container",
             "--outdir",
             str(outdir),
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -227,7 +230,13 @@ def _eopack_run(cwl: str, job: dict[str, Any], outdir: Path, runner: str) -> dic
 
 
 def _staged_run(
-    app: str, runner: str, stac_api: StacStack, s3_endpoint: S3Service, tmp_path: Path
+    app: str,
+    runner: str,
+    stac_api: StacStack,
+    s3_endpoint: S3Service,
+    tmp_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     spec = APPS[app]
     wrapped = wrap_package(find_package(app), tmp_path / f"{app}-staged.cwl")
@@ -243,7 +252,7 @@ def _staged_run(
     if "graph" in spec:
         graph = ROOT / "app-packages" / app / "examples" / spec["graph"]
         job["process_graph"] = {"value": graph.as_uri()}
-    run = _eopack_run(str(wrapped), job, tmp_path / f"staged-{runner}", runner)
+    run = _eopack_run(str(wrapped), job, tmp_path / f"staged-{runner}", runner, *extra, env=env)
     (value,) = run["outputs"].values()
     return value["value"], run
 
@@ -376,3 +385,34 @@ def test_wrapped_ndvi_runs_on_toil(stac_api: StacStack, s3_endpoint: S3Service, 
     catalog = _Bucket(s3_endpoint).catalog(url)
     ids = sorted(i.id for i in catalog.get_items(recursive=True))
     assert ids and all(i.startswith("ndvi-2024") for i in ids)
+
+
+@pytest.mark.wes
+def test_wrapped_ndvi_runs_via_wes(
+    stac_api: StacStack, s3_endpoint: S3Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through our WES (Toil server + Celery): a stack of its own whose workers may fetch loopback."""
+    import shutil
+    import tempfile
+
+    from eopack.services import _proc, wes
+
+    if any(
+        shutil.which(c) is None and not Path(f"/usr/sbin/{c}").exists() for c in ("redis-server", "nginx")
+    ):
+        pytest.skip(f"the WES stack needs redis-server and nginx: {wes.SETUP_FIX}")
+    monkeypatch.setenv("EOPACK_ALLOW_PRIVATE_URLS", "1")  # the workers pass it to the tools
+    state_dir = Path(tempfile.mkdtemp(prefix="eopack-wes-staging-"))
+    try:
+        service = wes.up(state_dir, port=_proc.free_port(), workers=1)
+        auth = {"WES_USER": service.user, "WES_PASSWORD": service.password_file.read_text().strip()}
+        url, run = _staged_run(
+            "ndvi", "wes", stac_api, s3_endpoint, tmp_path, "--wes-url", service.url, env=auth
+        )
+    finally:
+        wes.down(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)
+    catalog = _Bucket(s3_endpoint).catalog(url)
+    ids = sorted(i.id for i in catalog.get_items(recursive=True))
+    assert ids and all(i.startswith("ndvi-2024") for i in ids)
+    assert s3_endpoint.key().secret_access_key not in run["log"]

@@ -36,6 +36,7 @@ __all__ = [
     "find_package",
     "list_packages",
     "memory_bytes",
+    "offline_loading_options",
     "offline_schemas",
     "repo_root",
     "service_state_dir",
@@ -163,6 +164,24 @@ def offline_schemas(doc: Any) -> Any:
     if isinstance(doc, list):
         return [offline_schemas(v) for v in doc]
     return doc
+
+
+def offline_loading_options() -> Any:
+    """cwl_utils loading options that read the eoap schema from the local copy, not the network."""
+    import requests
+    from cwl_utils.parser import cwl_v1_2
+    from schema_salad.fetcher import DefaultFetcher
+
+    class Offline(DefaultFetcher):
+        def fetch_text(self, url: str, content_types: list[str] | None = None) -> str:
+            if url.split("#")[0] == EOAP_STRING_FORMAT:
+                return LOCAL_STRING_FORMAT.read_text()
+            return str(super().fetch_text(url, content_types))
+
+        def check_exists(self, url: str) -> bool:
+            return url.split("#")[0] == EOAP_STRING_FORMAT or bool(super().check_exists(url))
+
+    return cwl_v1_2.LoadingOptions(fetcher=Offline({}, requests.Session()))
 
 
 def _type_name(value: Any) -> str:

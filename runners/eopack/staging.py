@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .package import EOAP_STRING_FORMAT, LOCAL_STRING_FORMAT, Package, dump_yaml, find_package, load_yaml
+from .package import Package, dump_yaml, find_package, load_yaml, offline_loading_options
 
 __all__ = ["wrap_package"]
 
@@ -53,22 +53,9 @@ def _shorten(process: Any) -> Any:
 
 def _load_all(path: Path) -> list[Any]:
     """Every process of a ``$graph`` document, parsed offline (the eoap schema from the local copy)."""
-    import requests
-    from cwl_utils.parser import cwl_v1_2, load_document_by_uri
-    from schema_salad.fetcher import DefaultFetcher
+    from cwl_utils.parser import load_document_by_uri
 
-    local = LOCAL_STRING_FORMAT
-
-    class Offline(DefaultFetcher):
-        def fetch_text(self, url: str, content_types: list[str] | None = None) -> str:
-            if url.split("#")[0] == EOAP_STRING_FORMAT:
-                return local.read_text()
-            return str(super().fetch_text(url, content_types))
-
-        def check_exists(self, url: str) -> bool:
-            return url.split("#")[0] == EOAP_STRING_FORMAT or bool(super().check_exists(url))
-
-    options = cwl_v1_2.LoadingOptions(fetcher=Offline({}, requests.Session()))
+    options = offline_loading_options()
     loaded = load_document_by_uri(path.resolve().as_uri(), loadingOptions=options, load_all=True)
     return [_shorten(p) for p in (loaded if isinstance(loaded, list) else [loaded])]
 
