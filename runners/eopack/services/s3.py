@@ -214,7 +214,9 @@ def down(state_dir: Path | None = None, progress: Progress | None = None) -> S3S
     if state is not None:
         state.access_key_id = state.secret_access_key = ""
         state.save(layout.state_file)
-    sweep(SERVICE, layout.root, lambda: [p for p in _proc.processes_under(layout.root) if "moto" in p.cmdline])
+    sweep(
+        SERVICE, layout.root, lambda: [p for p in _proc.processes_under(layout.root) if "moto" in p.cmdline]
+    )
     return status(layout.root)
 
 
