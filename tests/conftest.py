@@ -153,3 +153,23 @@ def wes_service() -> Iterator[wes.WesService]:
         wes.down(state_dir)
         if not os.environ.get("EOPACK_KEEP_WES_STATE"):
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ loopback S3 (issue 19)
+
+from eopack.services import s3 as s3_service  # noqa: E402  (appended section)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[s3_service.S3Service]:
+    """moto's S3 server on a free loopback port, in a fresh state dir; stopped after the session.
+
+    A stand-in for a platform's object store (none can run here): signatures are enforced, the
+    key is only in the state dir's mode-600 files.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix="eopack-s3-"))
+    try:
+        yield s3_service.up(state_dir, port=_proc.free_port())
+    finally:
+        s3_service.down(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)

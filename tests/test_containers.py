@@ -32,12 +32,14 @@ import pytest
 from eopack import images, release
 from eopack.errors import EopackError, PackageInvalidError, ServiceUnavailableError
 from eopack.job import loopback_urls
-from eopack.package import Package, find_package, list_packages, load_yaml
+from eopack.package import Package, find_package, list_packages, load_yaml, staging_role
 from eopack.services import docker, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 APPS = [p.name for p in list_packages(ROOT)]
+# Application packages run in their container; the staging pair runs wrapped (tests/test_staging.py).
+RUN_APPS = [p.name for p in list_packages(ROOT) if staging_role(p.doc) is None]
 TIMESTAMP_KEYS = {"created", "updated"}
 STAGED = re.compile(r"^/\S*?/stg[0-9a-f-]{36}/")
 SESSION_START = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
@@ -369,7 +371,7 @@ def test_images_are_small_non_root_and_carry_no_host_ca(built_images: dict[str, 
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("app", APPS)
+@pytest.mark.parametrize("app", RUN_APPS)
 def test_package_runs_in_its_container(
     app: str, built_images: object, bridge_url: str, tmp_path: Path
 ) -> None:

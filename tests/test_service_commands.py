@@ -1,4 +1,4 @@
-"""The six services share one command builder: the same up/down/status [--json] and the same exit codes."""
+"""The seven services share one command builder: the same up/down/status [--json] and the same exit codes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from eopack.commands import cli
 from eopack.services import _proc
 
-SERVICES = ("docker", "gateway", "registry", "slurm", "stac", "wes")
+SERVICES = ("docker", "gateway", "registry", "s3", "slurm", "stac", "wes")
 
 
 def test_every_service_has_up_down_status() -> None:

@@ -24,14 +24,15 @@ import numpy as np
 import pytest
 import rasterio
 
-from eopack.package import Package, list_packages, short_id
+from eopack.package import Package, list_packages, short_id, staging_role
 from eopack.services import slurm
 from eopack_eo_common.stac import validate_tree
 
 pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = list_packages(ROOT)
+# Application packages; the staging pair runs wrapped around them (tests/test_staging.py).
+PACKAGES = [p for p in list_packages(ROOT) if staging_role(p.doc) is None]
 DEMO_SERVER = "http://127.0.0.1:8765"  # the URL base `make demo` serves images on (convert-url's job)
 TIMINGS: dict[str, dict[str, float]] = {}
 

@@ -28,9 +28,17 @@ def test_repo_packages_are_valid() -> None:
 
 
 @pytest.mark.parametrize("app", APPS)
-def test_plain_cwltool_validates(app: str) -> None:
+def test_plain_cwltool_validates(app: str, tmp_path: Path) -> None:
+    from eopack.package import EOAP_STRING_FORMAT, dump_yaml, load_yaml, offline_schemas
+
+    path = ROOT / "app-packages" / app / f"{app}.cwl"
+    if EOAP_STRING_FORMAT in path.read_text():
+        # The staging packages import the published eoap schema; offline, the same record from the
+        # local copy (what `eopack validate` and the runners use).
+        path = tmp_path / path.name
+        dump_yaml(offline_schemas(load_yaml(ROOT / "app-packages" / app / f"{app}.cwl")), path)
     proc = subprocess.run(
-        [sys.executable, "-m", "cwltool", "--validate", f"app-packages/{app}/{app}.cwl"],
+        [sys.executable, "-m", "cwltool", "--validate", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

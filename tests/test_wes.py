@@ -26,7 +26,7 @@ import pytest
 
 from eopack.clients.wes import WesAuthError, WesClient
 from eopack.job import load_job
-from eopack.package import Package, list_packages
+from eopack.package import Package, list_packages, staging_role
 from eopack.runners import RunOptions, RunStatus, get_runner
 from eopack.runners.base import RunResult, prepare
 from eopack.runners.wes import engine_parameters, split_options
@@ -36,7 +36,8 @@ from eopack.services import _proc, wes
 pytestmark = pytest.mark.wes
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {p.name: p for p in list_packages(ROOT)}
+# Application packages; the staging pair runs wrapped around them (tests/test_staging.py).
+PACKAGES = {p.name: p for p in list_packages(ROOT) if staging_role(p.doc) is None}
 VOLATILE_SUFFIXES = (".html", ".tar", ".tar.gz", ".tgz", ".log")  # timings, mtimes
 
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .clients.ogc import OgcApiError
-from .package import Package, as_list, short_id
+from .package import Package, as_list, offline_loading_options, short_id
 
 __all__ = ["describe", "job_inputs", "with_defaults"]
 
@@ -33,7 +33,9 @@ def describe(pkg: Package) -> dict[str, Any]:
     from cwl2ogc import BaseCWLtypes2OGCConverter
     from cwl_utils.parser import load_document_by_uri
 
-    process = load_document_by_uri(f"{pkg.path.resolve().as_uri()}#{pkg.name}")
+    process = load_document_by_uri(
+        f"{pkg.path.resolve().as_uri()}#{pkg.name}", loadingOptions=offline_loading_options()
+    )
     converter = BaseCWLtypes2OGCConverter(process)
     inputs = json.loads(json.dumps(converter.get_inputs()))
     defaults = {

@@ -28,6 +28,7 @@ from .errors import PackageNotFoundError
 
 __all__ = [
     "DASK_CLASS",
+    "EOAP_STRING_FORMAT",
     "METADATA_KEYS",
     "Finding",
     "Package",
@@ -37,8 +38,11 @@ __all__ = [
     "find_package",
     "list_packages",
     "memory_bytes",
+    "offline_loading_options",
+    "offline_schemas",
     "repo_root",
     "service_state_dir",
+    "staging_role",
     "tested_runners",
     "validate_package",
 ]
@@ -55,6 +59,10 @@ METADATA_KEYS = (
     "s:author",
 )
 DASK_CLASS = "DaskGatewayRequirement"
+# The eoap string-format schema: eoap-cwlwrap recognises URI inputs/outputs by this exact name.
+EOAP_STRING_FORMAT = "https://raw.githubusercontent.com/eoap/schemas/main/string_format.yaml"
+URI_TYPE = f"{EOAP_STRING_FORMAT}#URI"
+LOCAL_STRING_FORMAT = Path(__file__).parent / "schemas" / "eoap-string-format.yaml"
 DASK_FIELDS = ("workerCores", "workerCoresLimit", "clusterMaxCores", "workerMemory", "clusterMaxMemory")
 # Memory strings of the Dask requirement, parsed exactly as the tools parse them (eo-common's
 # dask_cluster.parse_memory; tests/test_memory_units.py feeds both the same table): K/M/G/T ×1024,
@@ -153,6 +161,59 @@ def load_yaml(path: Path) -> Any:
 def dump_yaml(doc: Any, path: Path) -> None:
     with path.open("w") as handle:
         _yaml().dump(doc, handle)
+
+
+def offline_schemas(doc: Any) -> Any:
+    """``doc`` with the published eoap schema URL pointed at the local copy (hosts may be offline).
+
+    Only the copies eopack runs or validates are changed; the package keeps the published name,
+    which is what eoap-cwlwrap and the platforms look for.
+    """
+    local = LOCAL_STRING_FORMAT.resolve().as_uri()
+    if isinstance(doc, str):
+        return local + doc[len(EOAP_STRING_FORMAT) :] if doc.startswith(EOAP_STRING_FORMAT) else doc
+    if isinstance(doc, Mapping):
+        return {k: offline_schemas(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [offline_schemas(v) for v in doc]
+    return doc
+
+
+def offline_loading_options() -> Any:
+    """cwl_utils loading options that read the eoap schema from the local copy, not the network."""
+    import requests
+    from cwl_utils.parser import cwl_v1_2
+    from schema_salad.fetcher import DefaultFetcher
+
+    class Offline(DefaultFetcher):
+        def fetch_text(self, url: str, content_types: list[str] | None = None) -> str:
+            if url.split("#")[0] == EOAP_STRING_FORMAT:
+                return LOCAL_STRING_FORMAT.read_text()
+            return str(super().fetch_text(url, content_types))
+
+        def check_exists(self, url: str) -> bool:
+            return url.split("#")[0] == EOAP_STRING_FORMAT or bool(super().check_exists(url))
+
+    return cwl_v1_2.LoadingOptions(fetcher=Offline({}, requests.Session()))
+
+
+def _type_name(value: Any) -> str:
+    return str(value.get("type", "")) if isinstance(value, Mapping) else str(value)
+
+
+def staging_role(doc: Mapping[str, Any]) -> str | None:
+    """``stage-in`` / ``stage-out`` when the document's Workflow has the shape of that staging
+    component (eoap-cwlwrap's component contracts), else None (an application package)."""
+    flows = [p for p in (doc.get("$graph") or []) if p.get("class") == "Workflow"]
+    if len(flows) != 1:
+        return None
+    inputs = [_type_name(i.get("type")) for i in as_list(flows[0].get("inputs"), "id")]
+    outputs = [_type_name(o.get("type")) for o in as_list(flows[0].get("outputs"), "id")]
+    if inputs.count(URI_TYPE) == 1 and outputs == ["Directory"]:
+        return "stage-in"
+    if outputs == [URI_TYPE] and [t.rstrip("?") for t in inputs].count("Directory") == 1:
+        return "stage-out"
+    return None
 
 
 def class_name(entry: Mapping[str, Any]) -> str:
@@ -354,6 +415,8 @@ def _check_workflow(pkg: Package) -> Iterator[Finding]:
             yield from _check_described(pkg, f"Workflow {kind[:-1]} {short_id(entry['id'])!r}", entry)
     outputs = as_list(wf.get("outputs"), "id")
     directories = [o for o in outputs if str(o.get("type", "")).rstrip("?") == "Directory"]
+    if staging_role(pkg.doc) == "stage-out":
+        return  # its one output is the URI of the staged-out catalog (checked by staging_role)
     if len(outputs) != 1 or len(directories) != 1:
         yield Finding(
             pkg.name,
@@ -461,7 +524,7 @@ def _check_tools(pkg: Package) -> Iterator[Finding]:
                 )
         dask_seen = dask_seen or DASK_CLASS in hints or DASK_CLASS in reqs
         yield from _check_dask(pkg, where, tool)
-    if pkg.tools and not dask_seen:
+    if pkg.tools and not dask_seen and staging_role(pkg.doc) is None:  # staging runs no Dask
         yield Finding(
             pkg.name,
             "dask_hint",
@@ -689,7 +752,21 @@ def cwltool_command() -> list[str]:
 
 
 def cwltool_validate(path: Path) -> str | None:
-    """Run ``cwltool --validate``; return its last error line, or None when valid."""
+    """Run ``cwltool --validate``; return its last error line, or None when valid.
+
+    A document that imports the eoap schema is validated as a copy pointing at the local schema.
+    """
+    if EOAP_STRING_FORMAT in path.read_text():
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="eopack-validate-") as tmp:
+            copy_path = Path(tmp) / path.name
+            dump_yaml(offline_schemas(load_yaml(path)), copy_path)
+            return _cwltool_validate(copy_path)
+    return _cwltool_validate(path)
+
+
+def _cwltool_validate(path: Path) -> str | None:
     proc = subprocess.run(
         [*cwltool_command(), "--validate", "--disable-color", str(path)],
         capture_output=True,

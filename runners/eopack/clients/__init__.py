@@ -6,4 +6,4 @@ service (``eopack.services``) and never defines a command (``eopack.commands``).
 
 from __future__ import annotations
 
-__all__ = ["docker", "gateway", "http", "ogc", "slurm", "stac", "wes"]
+__all__ = ["docker", "gateway", "http", "ogc", "s3", "slurm", "stac", "wes"]

@@ -2,7 +2,7 @@
 
 This module holds the top group and the commands of running packages (list, validate, run,
 sample-data, new); the others are in ``images``, ``ogc``, ``publish``, ``release`` and ``services``
-(one builder for the up/down/status of all six local services), imported only when used.
+(one builder for the up/down/status of all seven local services), imported only when used.
 Commands parse, call and print; the logic is in the modules they call."""
 
 from __future__ import annotations
@@ -38,9 +38,11 @@ LAZY_COMMANDS = {
     "publish": ".publish:publish_cmd",
     "registry": ".services:registry_cli",
     "release": ".release:release_cmd",
+    "s3": ".services:s3_cli",
     "slurm": ".services:slurm_cli",
     "stac": ".services:stac_cli",
     "wes": ".services:wes_cli",
+    "wrap": ".staging:wrap_cmd",
 }
 
 

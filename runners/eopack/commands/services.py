@@ -1,4 +1,4 @@
-"""``eopack gateway|stac|slurm|wes|docker|registry up|down|status``: one builder for all six services.
+"""``eopack gateway|stac|slurm|wes|docker|registry|s3 up|down|status``: one builder for all seven services.
 
 Every service gets the same three commands with the same exit codes:
 
@@ -24,13 +24,14 @@ from ..clients import wes as wes_client
 from ..console import Progress, err, notice, out
 from ..errors import EopackError
 from ..package import repo_root
-from ..services import docker, gateway, registry, slurm, stac, wes
+from ..services import docker, gateway, registry, s3, slurm, stac, wes
 
 __all__ = [
     "ServiceSpec",
     "docker_cli",
     "gateway_cli",
     "registry_cli",
+    "s3_cli",
     "service_group",
     "slurm_cli",
     "stac_cli",
@@ -437,5 +438,45 @@ registry_cli = service_group(
         status_help="Whether a registry answers on the port; exit 3 when none does.",
         up_options=[_port],
         status_options=[_port],
+    )
+)
+
+
+# ------------------------------------------------------------------ S3 (moto, loopback)
+
+
+def _show_s3(report: s3.S3Status) -> None:
+    colour = "green" if report.up else "red"
+    out.print(f"moto [{colour}]{'up' if report.up else 'down'}[/] pid {report.pid or '-'} {report.url}")
+    out.print(f"bucket {report.bucket}; region {report.region}")
+    err.print(f"credentials file: {report.credentials_file}; state dir: {report.state_dir}")
+
+
+s3_cli = service_group(
+    ServiceSpec(
+        name="s3",
+        help="A loopback S3 endpoint for stage-out (moto's server mode: a stand-in, not an object store).",
+        up=lambda state_dir, **kw: s3.up(state_dir, **kw),
+        announce=lambda service: str(service.url),
+        notes=lambda service: [
+            f"bucket {service.bucket!r}, region {service.region}; key in {service.credentials_file} (mode 600): "
+            f"give it to stage-out as s3_credentials; objects live in memory until `eopack s3 down`"
+        ],
+        down=lambda state_dir, progress: s3.down(state_dir, progress=progress),
+        stopped="S3 endpoint stopped (its objects are gone)",
+        status=lambda state_dir, **_: s3.status(state_dir),
+        show=_show_s3,
+        up_help="Start the endpoint (or reuse it), create its key and the bucket; prints the endpoint URL last.",
+        down_help="Stop the endpoint; its objects and key are gone.",
+        status_help="Whether the endpoint runs and answers; exit 3 when it does not.",
+        common=[
+            _state_option(
+                f"${s3.STATE_DIR_ENV} or <repo>/runs/services/s3", "Where the key, pid file and log live"
+            )
+        ],
+        up_options=[
+            click.option("--port", type=int, help=f"Port on 127.0.0.1 (default {s3.DEFAULT_PORT})."),
+            click.option("--bucket", help=f"Bucket to create (default {s3.DEFAULT_BUCKET})."),
+        ],
     )
 )

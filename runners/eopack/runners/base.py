@@ -33,6 +33,7 @@ from ..package import (
     as_list,
     class_name,
     dump_yaml,
+    offline_schemas,
     repo_root,
     service_state_dir,
     short_id,
@@ -149,7 +150,7 @@ def write_run_copy(
     meta = run_dir / ".eopack"
     meta.mkdir(parents=True, exist_ok=True)
     cwl, job_file = meta / f"{package.name}.cwl", meta / "job.yml"
-    dump_yaml(doc, cwl)
+    dump_yaml(offline_schemas(doc), cwl)
     dump_yaml(dict(job), job_file)
     return cwl, job_file
 

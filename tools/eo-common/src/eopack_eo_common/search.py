@@ -170,12 +170,20 @@ def _from_catalog(folder: Path, search: Search) -> list[pystac.Item]:
     collections = {
         c.id: c for c in ([root] if isinstance(root, pystac.Collection) else root.get_all_collections())
     }
-    if search.collection not in collections:
+    if search.collection in collections:
+        found = collections[search.collection].get_items(recursive=True)
+    else:
+        # A stage-in's catalog (EOEPCA): items are direct children of the root, each naming its
+        # collection in its "collection" field, and no Collection object is staged.
+        found = (i for i in root.get_items(recursive=True) if i.collection_id == search.collection)
+    items = [item for item in found if search.matches(item)]
+    if not items and search.collection not in collections:
+        named = {i.collection_id for i in root.get_items(recursive=True) if i.collection_id}
         raise ToolInputError(
             f"collection {search.collection!r} is not in the staged catalog {folder}; "
-            f"available: {', '.join(sorted(collections)) or 'none'}"
+            f"available: {', '.join(sorted(set(collections) | named)) or 'none'}"
         )
-    return [item for item in collections[search.collection].get_items(recursive=True) if search.matches(item)]
+    return items
 
 
 def collection_ids(stac_api: str | None = None, input_catalog: Path | None = None) -> list[str]:
@@ -194,7 +202,8 @@ def collection_ids(stac_api: str | None = None, input_catalog: Path | None = Non
     root = _catalog_root(Path(input_catalog))
     if isinstance(root, pystac.Collection):
         return [root.id]
-    return sorted(c.id for c in root.get_all_collections())
+    named = {i.collection_id for i in root.get_items() if i.collection_id}  # a stage-in's flat catalog
+    return sorted({c.id for c in root.get_all_collections()} | named)
 
 
 def _unique(items: list[pystac.Item], source: str) -> list[pystac.Item]:
