@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 from ..console import notice
 from ..dask import lower
 from ..errors import UnknownRunnerError
+from ..locality import check_gateway_inputs
 from ..package import Package, as_list, class_name, dump_yaml, load_yaml, repo_root, short_id
 
 __all__ = [
@@ -350,6 +351,7 @@ def prepare(
     job = load_job(job_path)
     run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
     use_containers, why = container_decision(package, options.no_container)
+    check_gateway_inputs(package, job, use_containers, options.dask_gateway_url)
     if not use_containers:
         notice(f"running without containers ({why}); the tools installed in this environment are used")
     doc = package.copy_doc()
