@@ -198,13 +198,16 @@ def tee_process(
 
         thread = threading.Thread(target=pump, args=(proc.stderr,), daemon=True)
         thread.start()
+        interrupted = False
         try:
             code = proc.wait()
         except KeyboardInterrupt:
+            interrupted = True
             proc.terminate()
             code = proc.wait()
         thread.join()
-    return code
+    # Ctrl-C: the engine's own exit code says how it stopped, not why; the run was killed (130).
+    return 128 + signal.SIGINT if interrupted else code
 
 
 def tool_errors(log_path: Path, tools: Sequence[str]) -> tuple[str, ...]:
@@ -427,7 +430,7 @@ def finish(
     if code != 0:
         status = (
             RunStatus.KILLED
-            if code < 0 or code - 128 in (signal.SIGTERM, signal.SIGKILL)
+            if code < 0 or code - 128 in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
             else RunStatus.FAILED
         )
         return RunResult(
