@@ -73,10 +73,10 @@ clean: ## Remove runs, caches and the environment
 REGISTRY ?= 127.0.0.1:5000
 
 docker-up: setup ## Start dockerd (as root) unless a Docker daemon already answers
-	$(RUN) python -m eopack.services.docker up
+	$(RUN) eopack docker up
 
 docker-down: ## Stop the dockerd that eopack started (never someone else's)
-	$(RUN) python -m eopack.services.docker down
+	$(RUN) eopack docker down
 
 base-image: docker-up ## Build debian:trixie-slim with debootstrap when it is missing
 	bash scripts/base-image.sh trixie
@@ -85,10 +85,10 @@ images: base-image ## Build every package image eopack/<app>:<version> (APPS="a 
 	$(RUN) eopack images build $(APPS)
 
 registry-up: setup ## Start a local image registry on 127.0.0.1:5000 (state in runs/services/registry)
-	$(RUN) python -m eopack.services.registry up
+	$(RUN) eopack registry up
 
 registry-down: ## Stop the local image registry
-	$(RUN) python -m eopack.services.registry down
+	$(RUN) eopack registry down
 
 release: images ## Push to $(REGISTRY) and write dist/<app>.<version>.cwl pinned by digest (APPS=...)
 	$(RUN) eopack release --registry $(REGISTRY) $(APPS)

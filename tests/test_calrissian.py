@@ -22,10 +22,11 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
-from eopack.cli import cli
+from eopack.commands import cli
+from eopack.job import load_job
 from eopack.k8s import CALRISSIAN_RULES, validate_manifests
 from eopack.package import cwltool_validate, find_package, repo_root
-from eopack.runners.base import RunOptions, load_job
+from eopack.runners.base import RunOptions
 from eopack.runners.calrissian import DEFAULT_GATEWAY_URL, plan, validate_with_extension
 
 ROOT = repo_root()

@@ -31,8 +31,8 @@ import pytest
 
 from eopack import images, release
 from eopack.errors import EopackError, PackageInvalidError
+from eopack.job import loopback_urls
 from eopack.package import Package, find_package, list_packages, load_yaml
-from eopack.runners.cwltool import loopback_urls
 from eopack.services import docker, registry
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,8 +24,8 @@ import pytest
 import rasterio
 
 from eopack.dask import evaluate, find_hint, memory_bytes
+from eopack.job import load_job
 from eopack.package import Package, find_package, list_packages
-from eopack.runners.base import load_job
 from eopack.services import _proc, gateway
 from eopack.services.gateway import Gateway
 
@@ -233,8 +233,16 @@ JOBS: dict[str, tuple[JobMaker, JobMaker]] = {
 
 def jobs_for(app: str) -> tuple[JobMaker, JobMaker]:
     if app not in JOBS:
-        pytest.skip(f"{app} has a DaskGatewayRequirement but no jobs in tests/test_gateway.py JOBS; add them")
+        # Failing, not skipping: an app made with `eopack new --dask` must not escape the leak tests.
+        pytest.fail(f"{app} has a DaskGatewayRequirement but no jobs in tests/test_gateway.py JOBS; add them")
     return JOBS[app]
+
+
+def test_every_dask_app_has_leak_test_jobs() -> None:
+    """Checked without a gateway too, so a new `eopack new --dask` app fails here even where the
+    gateway suite is skipped."""
+    missing = sorted(set(DASK_APPS) - set(JOBS))
+    assert not missing, f"apps with a DaskGatewayRequirement but no jobs in JOBS: {missing}"
 
 
 def requirement(pkg: Package, job: Path) -> tuple[int, int, int]:

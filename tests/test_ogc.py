@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 
-from eopack.cli import cli
-from eopack.ogc import JOB_STATUSES, OgcApiError, OgcClient, job_inputs
+from eopack.clients.ogc import JOB_STATUSES, OgcApiError, OgcClient
+from eopack.commands import cli
+from eopack.ogc import job_inputs
 from eopack.package import find_package
 from tests.support.ogc_server import OgcServer
 

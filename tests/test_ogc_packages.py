@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from ruamel.yaml import YAML
 
-from eopack.cli import cli
+from eopack.commands import cli
 from eopack.package import Package, as_list, cwltool_command, list_packages, short_id
 from tests.test_calrissian import isolated_venv
 

@@ -24,10 +24,12 @@ from typing import Any
 
 import pytest
 
+from eopack.clients.wes import WesAuthError, WesClient
+from eopack.job import load_job
 from eopack.package import Package, list_packages
 from eopack.runners import RunOptions, RunStatus, get_runner
-from eopack.runners.base import RunResult, load_job, prepare
-from eopack.runners.wes import WesAuthError, WesClient, engine_parameters, split_options
+from eopack.runners.base import RunResult, prepare
+from eopack.runners.wes import engine_parameters, split_options
 from eopack.sample_data import ensure_for_job
 from eopack.services import _proc, wes
 

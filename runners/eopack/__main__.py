@@ -1,5 +1,5 @@
 """``python -m eopack`` is the ``eopack`` command."""
 
-from .cli import main
+from .commands import main
 
 main()

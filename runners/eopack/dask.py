@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import PackageInvalidError
-from .package import DASK_CLASS, DASK_FIELDS, Package, as_list, class_name, short_id
+from .package import DASK_CLASS, DASK_FIELDS, Package, as_list, class_name, memory_bytes, short_id
 
 __all__ = [
     "DaskRequirement",
@@ -25,33 +25,6 @@ __all__ = [
     "step_inputs",
     "to_requirement",
 ]
-
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(K|M|G|T|KB|MB|GB|TB)$")
-_FACTOR = {
-    "K": 1024,
-    "M": 1024**2,
-    "G": 1024**3,
-    "T": 1024**4,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "TB": 1000**4,
-}
-
-
-def memory_bytes(value: str) -> int:
-    """Bytes in a memory string; ``Gi`` and friends are refused with the allowed units.
-
-    >>> memory_bytes("2G"), memory_bytes("2GB"), memory_bytes("512M")
-    (2147483648, 2000000000, 536870912)
-    """
-    match = _MEMORY.match(str(value).strip())
-    if not match:
-        raise ValueError(
-            f"memory {value!r} must be a number with one of the units K, M, G, T (×1024) "
-            "or KB, MB, GB, TB (×1000), e.g. '2G'"
-        )
-    return int(float(match.group(1)) * _FACTOR[match.group(2)])
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 __all__ = [
     "EopackError",
     "GatewayInputsError",
+    "JobInvalidError",
     "PackageInvalidError",
     "PackageNotFoundError",
     "RunFailedError",
@@ -32,6 +33,14 @@ class PackageNotFoundError(EopackError):
         )
 
 
+class JobInvalidError(EopackError):
+    exit_code = 2
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"Job file {path} {reason}; it must be a YAML mapping of input ids to values.")
+
+
 class PackageInvalidError(EopackError):
     def __init__(self, app: str, problems: Sequence[str]) -> None:
         self.app, self.problems = app, list(problems)
@@ -47,10 +56,13 @@ class UnknownRunnerError(EopackError):
 
 
 class RunFailedError(EopackError):
-    def __init__(self, app: str, runner: str, exit_code: int, reason: str) -> None:
-        self.app, self.runner, self.reason = app, runner, reason
+    """A run ended without success (``eopack run`` raises it after printing the tool's error lines)."""
+
+    def __init__(self, app: str, runner: str, exit_code: int, status: str, log: object = None) -> None:
+        self.app, self.runner, self.status, self.log = app, runner, status, log
         self.exit_code = exit_code or 1
-        super().__init__(f"{app} failed on {runner} (exit {exit_code}): {reason}")
+        where = f"; log: {log}" if log else ""
+        super().__init__(f"{app} {status} on {runner} (exit {self.exit_code}){where}")
 
 
 class ServiceUnavailableError(EopackError):

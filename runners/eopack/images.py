@@ -22,16 +22,13 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-from rich.table import Table
-
-from .console import err, notice, out
+from .console import Progress, notice
 from .errors import EopackError, PackageInvalidError, ServiceUnavailableError
-from .package import Package, find_package, list_packages, repo_root
+from .package import Package, repo_root
 from .services import docker
 
 __all__ = [
@@ -45,7 +42,6 @@ __all__ = [
     "ensure_base_image",
     "extra_ca_certificates",
     "image_spec",
-    "images_cli",
     "revision",
 ]
 
@@ -57,8 +53,6 @@ LOCAL_CA_DIRS = (Path("/usr/local/share/ca-certificates"),)
 SYSTEM_CERTS = Path("/etc/ssl/certs")
 BUNDLE_ENV = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+(.+?)\s+-----END CERTIFICATE-----", re.S)
-
-Progress = Callable[[str], None]
 
 
 class ImageBuildError(EopackError):
@@ -307,48 +301,3 @@ def build_images(
 
 
 # ------------------------------------------------------------------ CLI
-
-
-def _packages(apps: Sequence[str]) -> list[Package]:
-    return [find_package(a) for a in apps] if apps else list_packages()
-
-
-@click.group("images")
-def images_cli() -> None:
-    """Build and list the packages' container images (eopack/<app>:<version>)."""
-
-
-@images_cli.command("build")
-@click.argument("apps", nargs=-1)
-@click.option("--no-cache", is_flag=True, help="Rebuild every layer.")
-def build_cmd(apps: tuple[str, ...], no_cache: bool) -> None:
-    """Build the image of each APP (all apps when none given); starts dockerd when needed."""
-    results = build_images(_packages(apps), no_cache=no_cache)
-    table = Table("image", "size", "build time", "id")
-    for r in results:
-        table.add_row(r.tag, f"{r.size_bytes / 1e6:.0f} MB", f"{r.seconds:.0f} s", r.image_id[7:19])
-    err.print(table)
-    for r in results:
-        click.echo(r.tag)
-
-
-@images_cli.command("list")
-def list_cmd() -> None:
-    """Each package's image tag, whether it is built, its size and registry digests."""
-    answers = docker.daemon_answers()
-    table = Table("app", "image", "built", "size", "registry digests")
-    for pkg in list_packages():
-        tag = f"eopack/{pkg.name}:{pkg.version}"
-        info = docker.image_info(tag) if answers else None
-        if info is None:
-            table.add_row(pkg.name, tag, "no" if answers else "? (no daemon)", "-", "-")
-            continue
-        digests = info.get("RepoDigests") or []
-        table.add_row(
-            pkg.name,
-            tag,
-            "yes",
-            f"{int(str(info.get('Size', 0))) / 1e6:.0f} MB",
-            "\n".join(str(d) for d in digests) if isinstance(digests, list) and digests else "-",
-        )
-    out.print(table)

@@ -21,6 +21,7 @@ from typing import Any
 
 import semver
 from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from .errors import PackageNotFoundError
 
@@ -33,13 +34,48 @@ __all__ = [
     "cwltool_command",
     "find_package",
     "list_packages",
+    "memory_bytes",
     "repo_root",
+    "service_state_dir",
+    "tested_runners",
     "validate_package",
 ]
 
 DASK_CLASS = "DaskGatewayRequirement"
 DASK_FIELDS = ("workerCores", "workerCoresLimit", "clusterMaxCores", "workerMemory", "clusterMaxMemory")
-_MEMORY = re.compile(r"^\d+(\.\d+)?(K|M|G|T|KB|MB|GB|TB)$")
+# Memory strings of the Dask requirement, parsed exactly as the tools parse them (eo-common's
+# dask_cluster.parse_memory; tests/test_memory_units.py feeds both the same table): K/M/G/T ×1024,
+# KB/MB/GB/TB ×1000, any case, a bare number is bytes; Kubernetes' Gi/Mi are refused.
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+_MEMORY_UNITS = {
+    "": 1,
+    "K": 1024,
+    "M": 1024**2,
+    "G": 1024**3,
+    "T": 1024**4,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+}
+
+
+def memory_bytes(value: str | int) -> int:
+    """Bytes in a memory string; ``Gi`` and friends are refused with the allowed units.
+
+    >>> memory_bytes("2G"), memory_bytes("2GB"), memory_bytes("512m"), memory_bytes(1024)
+    (2147483648, 2000000000, 536870912, 1024)
+    """
+    if isinstance(value, int):
+        return value
+    match = _MEMORY.match(str(value))
+    unit = match.group(2).upper() if match else None
+    if match is None or unit not in _MEMORY_UNITS:
+        raise ValueError(
+            f"memory {value!r} must be a number with one of the units K, M, G, T (×1024) "
+            "or KB, MB, GB, TB (×1000), e.g. '2G'"
+        )
+    return int(float(match.group(1)) * _MEMORY_UNITS[unit])
 
 
 def repo_root() -> Path:
@@ -50,6 +86,43 @@ def repo_root() -> Path:
         if (base / "app-packages").is_dir():
             return base
     return Path(__file__).resolve().parents[2]
+
+
+def service_state_dir(name: str, env: str) -> Path:
+    """A local service's state dir: ``$<env>`` when set, else ``<repo>/runs/services/<name>`` (not in git)."""
+    value = os.environ.get(env)
+    return Path(value) if value else repo_root() / "runs" / "services" / name
+
+
+def tested_runners(app: str, root: Path) -> list[str]:
+    """Runners an end-to-end test runs ``app`` on, from the pytest-workflow files
+    ``tests/workflows/<app>/test_<runner>.yml`` (job files beside them are not tests).
+
+    The runner is read from each ``eopack run APP ... [--runner R]`` command (no ``--runner``:
+    cwltool); a file whose commands call a script instead counts for the runner in its name.
+    """
+    found: set[str] = set()
+    for path in sorted((root / "tests" / "workflows" / app).glob("test_*.yml")):
+        try:
+            entries = load_yaml(path) or []
+        except (OSError, YAMLError):  # a broken test file covers nothing; pytest-workflow reports it
+            continue
+        in_file: set[str] = set()
+        for entry in entries if isinstance(entries, list) else []:
+            words = str(entry.get("command", "") if isinstance(entry, dict) else "").split()
+            for i in range(len(words) - 2):
+                if words[i : i + 3] != ["eopack", "run", app]:
+                    continue
+                rest = words[i + 3 :]
+                runner = "cwltool"
+                for j, word in enumerate(rest):
+                    if word == "--runner" and j + 1 < len(rest):
+                        runner = rest[j + 1]
+                    elif word.startswith("--runner="):
+                        runner = word.partition("=")[2]
+                in_file.add(runner)
+        found |= in_file or {path.stem.removeprefix("test_")}
+    return sorted(found)
 
 
 def _yaml() -> YAML:
@@ -278,6 +351,14 @@ def _check_workflow(pkg: Package) -> Iterator[Finding]:
         )
 
 
+def _memory_ok(value: str) -> bool:
+    try:
+        memory_bytes(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_dask(pkg: Package, where: str, tool: Mapping[str, Any]) -> Iterator[Finding]:
     in_reqs = [r for r in as_list(tool.get("requirements")) if class_name(r) == DASK_CLASS]
     hints = [r for r in as_list(tool.get("hints")) if class_name(r) == DASK_CLASS]
@@ -310,7 +391,7 @@ def _check_dask(pkg: Package, where: str, tool: Mapping[str, Any]) -> Iterator[F
                 )
         for field in ("workerMemory", "clusterMaxMemory"):
             value = str(hint.get(field, ""))
-            if value and not value.startswith("$") and not _MEMORY.match(value):
+            if value and not value.startswith("$") and not _memory_ok(value):
                 yield Finding(
                     pkg.name,
                     "dask_memory",

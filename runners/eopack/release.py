@@ -17,23 +17,20 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
-from .console import notice
+from .console import Progress, notice
 from .errors import EopackError
 from .images import image_spec
-from .package import Package, cwltool_validate, dump_yaml, find_package, list_packages, repo_root
+from .package import Package, cwltool_validate, dump_yaml, repo_root
 from .services import docker
 
-__all__ = ["ReleaseRefusedError", "Released", "pin_images", "release_cmd", "release_packages"]
+__all__ = ["ReleaseRefusedError", "Released", "pin_images", "release_packages"]
 
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
-Progress = Callable[[str], None]
 
 
 class ReleaseRefusedError(EopackError):
@@ -207,22 +204,3 @@ def release_packages(
         progress(f"released {pkg.name} {pkg.version}: {out} ({', '.join(pins[pkg.name].values())})")
         released.append(Released(pkg.name, pkg.version, out, pins[pkg.name]))
     return released
-
-
-@click.command("release")
-@click.argument("apps", nargs=-1)
-@click.option(
-    "--registry",
-    metavar="HOST[:PORT][/NAMESPACE]",
-    help="Push eopack/<app>:<version> there first and pin that digest (e.g. 127.0.0.1:5000, ghcr.io/OWNER).",
-)
-@click.option(
-    "--dist",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (default dist/ in the repository).",
-)
-def release_cmd(apps: tuple[str, ...], registry: str | None, dist: Path | None) -> None:
-    """Write dist/<app>.<version>.cwl for each APP (all when none) with images pinned by digest."""
-    packages = [find_package(a) for a in apps] if apps else list_packages()
-    for item in release_packages(packages, registry=registry, dist=dist):
-        click.echo(str(item.path))

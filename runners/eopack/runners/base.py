@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import importlib
-import ipaddress
 import json
 import os
 import shlex
@@ -23,13 +22,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
-from urllib.parse import urlsplit
 
+from ..clients import docker, gateway
 from ..console import notice
 from ..dask import lower
 from ..errors import UnknownRunnerError
+from ..job import load_job, loopback_urls
 from ..locality import check_gateway_inputs
-from ..package import Package, as_list, class_name, dump_yaml, load_yaml, repo_root, short_id
+from ..package import (
+    Package,
+    as_list,
+    class_name,
+    dump_yaml,
+    repo_root,
+    service_state_dir,
+    short_id,
+)
 
 __all__ = [
     "FORWARDED_ENV",
@@ -63,6 +71,7 @@ class RunStatus(enum.Enum):
     KILLED = "killed"
     LOST = "lost"
     ERROR = "error"
+    NOT_RUN = "not run"  # --print-command / --dry-run: prepared and written, nothing executed
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,8 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        return self.status is RunStatus.SUCCEEDED
+        """No failure: the run succeeded, or it was only prepared (``NOT_RUN``)."""
+        return self.status in (RunStatus.SUCCEEDED, RunStatus.NOT_RUN)
 
 
 @dataclass
@@ -131,25 +141,6 @@ def get_runner(name: str) -> Runner:
 def default_run_dir(root: Path, app: str) -> Path:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     return root / "runs" / app / stamp
-
-
-def load_job(path: Path) -> dict[str, Any]:
-    """Read a job order; relative File/Directory locations are made absolute (we run from a copy)."""
-    job = load_yaml(path) or {}
-    if not isinstance(job, dict):
-        raise ValueError(f"job file {path} must be a mapping of input ids to values")
-
-    def fix(value: Any) -> Any:
-        if isinstance(value, dict) and value.get("class") in {"File", "Directory"}:
-            for key in ("location", "path"):
-                if key in value and "://" not in str(value[key]) and not str(value[key]).startswith("/"):
-                    value[key] = str((path.parent / value[key]).resolve())
-            return value
-        if isinstance(value, list):
-            return [fix(v) for v in value]
-        return value
-
-    return {k: fix(v) for k, v in job.items()}
 
 
 def write_run_copy(
@@ -268,8 +259,6 @@ FORWARDED_ENV = ("EOPACK_ALLOW_PRIVATE_URLS", "DASK_CLUSTER", "DASK_GATEWAY_USER
 
 def container_decision(package: Package, no_container: bool) -> tuple[bool, str]:
     """(use containers, why): containers when a daemon answers and every image exists locally."""
-    from ..services import docker
-
     if no_container:
         return False, "--no-container given"
     if not docker.daemon_answers():
@@ -278,25 +267,6 @@ def container_decision(package: Package, no_container: bool) -> tuple[bool, str]
     if missing:
         return False, f"image {', '.join(missing)} is not built (make images)"
     return True, "Docker daemon and images available"
-
-
-def loopback_urls(job: Mapping[str, Any]) -> list[str]:
-    """http(s) URLs in the job whose host is this machine's loopback (127.0.0.0/8, ::1, localhost).
-
-    A container on Docker's bridge network cannot reach them, so such a run needs the host's network.
-    """
-    found = []
-    for value in job.values():
-        if not isinstance(value, str) or not value.startswith(("http://", "https://")):
-            continue
-        host = urlsplit(value).hostname or ""
-        try:
-            loop = host == "localhost" or ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loop = False
-        if loop:
-            found.append(value)
-    return found
 
 
 @dataclass(frozen=True)
@@ -349,8 +319,6 @@ def prepare(
     behaves the same whichever of them runs it. ``transform`` lets an engine adjust the copy
     (with the final options, secrets included) before it is written.
     """
-    from ..services import gateway
-
     job = load_job(job_path)
     run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
     use_containers, why = container_decision(package, options.no_container)
@@ -365,7 +333,11 @@ def prepare(
                 f"the Dask gateway {options.dask_gateway_url} does not answer from here; the tool "
                 "fails if it cannot reach it either (start one with `eopack gateway up`)"
             )
-        settings = gateway.tool_settings(options.dask_gateway_url, {**os.environ, **options.env})
+        settings = gateway.tool_settings(
+            options.dask_gateway_url,
+            {**os.environ, **options.env},
+            service_state_dir("gateway", gateway.STATE_DIR_ENV),
+        )
         secret = {k: v for k, v in settings.items() if k in FORWARDED_ENV}
         gateway_env = {k: v for k, v in settings.items() if k not in secret}
         options = replace(options, env={**options.env, **secret})
@@ -412,7 +384,7 @@ def execute(prepared: Prepared, cmd: Sequence[str], engine: str) -> RunResult:
     line = shell_command(cmd, prepared.env_additions)
     (prepared.meta / "command.txt").write_text(line + "\n")
     if prepared.options.print_command:
-        return RunResult(RunStatus.SUCCEEDED, 0, prepared.run_dir, command=line)
+        return RunResult(RunStatus.NOT_RUN, 0, prepared.run_dir, command=line)
     log = prepared.meta / f"{engine}.log"
     stdout = prepared.meta / f"{engine}-output.json"
     code = tee_process(cmd, log, prepared.process_env(), prepared.options.quiet, stdout)

@@ -399,7 +399,7 @@ class CalrissianRunner:
                 f"dry run: `kubectl apply -f {manifest_file}` runs it; the command is in {meta / 'command.txt'}"
             )
             return RunResult(
-                RunStatus.SUCCEEDED, 0, run_dir, log=manifest_file, command=shlex.join(the_plan.command)
+                RunStatus.NOT_RUN, 0, run_dir, log=manifest_file, command=shlex.join(the_plan.command)
             )
         ok, why = cluster_answers()
         if not ok:

@@ -24,12 +24,14 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..clients import slurm
 from ..console import notice
 from ..errors import ServiceUnavailableError
-from ..package import Package, as_list, class_name
+from ..package import Package, as_list, class_name, repo_root
 from .base import FORWARDED_ENV, Prepared, RunOptions, RunResult, execute, prepare
 
 __all__ = ["ToilHTCondorRunner", "ToilRunner", "ToilSlurmRunner", "forward_env", "toil_command", "user_gave"]
@@ -173,8 +175,6 @@ def forward_env(doc: dict[str, Any], options: RunOptions) -> None:
 
 
 def _with_env(prepared: Prepared, additions: Mapping[str, str]) -> Prepared:
-    from dataclasses import replace
-
     return replace(prepared, env_additions=dict(additions))
 
 
@@ -205,9 +205,7 @@ class ToilSlurmRunner(ToilRunner):
 
     def batch_env(self) -> dict[str, str]:
         """``SLURM_CONF`` of eopack's own cluster, unless the user or the machine already names one."""
-        from ..services import slurm
-
-        return slurm.client_env()
+        return slurm.client_env(repo_root() / "runs" / "services" / "slurm" / "slurm.conf")
 
 
 class ToilHTCondorRunner(ToilRunner):

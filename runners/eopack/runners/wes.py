@@ -20,20 +20,18 @@ HTTP basic auth only: never printed, logged or written to the run directory.
 from __future__ import annotations
 
 import json
-import netrc
-import os
 import shlex
 import shutil
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
 
+from ..clients import wes as wes_client
+from ..clients.wes import TERMINAL, WesClient
 from ..console import notice
-from ..errors import EopackError, ServiceUnavailableError
-from ..package import Package
+from ..errors import ServiceUnavailableError
+from ..package import Package, load_yaml, service_state_dir
 from .base import (
     FORWARDED_ENV,
     RunOptions,
@@ -46,216 +44,38 @@ from .base import (
 )
 
 __all__ = [
-    "TERMINAL",
-    "WesAuthError",
-    "WesClient",
-    "WesError",
+    "STATUS",
     "WesRunner",
+    "client_for",
+    "default_state_dir",
     "engine_parameters",
+    "fetch_outputs",
     "resolve_url",
     "split_options",
     "with_basenames",
 ]
 
-API_PATH = "/ga4gh/wes/v1"
-TERMINAL = frozenset({"COMPLETE", "EXECUTOR_ERROR", "SYSTEM_ERROR", "CANCELED"})
 STATUS = {
     "COMPLETE": RunStatus.SUCCEEDED,
     "EXECUTOR_ERROR": RunStatus.FAILED,  # the workflow (a tool) failed
     "CANCELED": RunStatus.KILLED,
     "SYSTEM_ERROR": RunStatus.LOST,  # the service lost the run (restart, broker); resubmit it
 }
-CREDENTIALS_FIX = (
-    "Set WES_USER and WES_PASSWORD, or add a `machine HOST login USER password PASS` line to ~/.netrc."
-)
-
-
-class WesError(EopackError):
-    """The endpoint answered with an error; the message carries its status and its own words."""
-
-    def __init__(self, url: str, status: int, reason: str, fix: str = "") -> None:
-        self.url, self.status, self.reason = url, status, reason
-        super().__init__(f"WES endpoint {url} answered HTTP {status}: {reason}.{' ' + fix if fix else ''}")
-
-
-class WesAuthError(WesError):
-    """401: no credentials were sent, or the endpoint refused them."""
-
-    def __init__(self, url: str, user: str | None) -> None:
-        self.user = user
-        reason = (
-            "no credentials were sent"
-            if user is None
-            else f"the credentials of user {user!r} were refused (wrong user or password)"
-        )
-        super().__init__(url, 401, reason, CREDENTIALS_FIX)
 
 
 def resolve_url(url: str | None, state_dir: Path | None = None) -> str:
-    """The endpoint to use: ``url``, else ``$WES_URL``, else the local stack's; ``/ga4gh/wes/v1`` added.
-
-    A bare ``http://host:port`` gets the standard WES path, so both spellings users copy work.
-    """
-    from ..services import wes as service
-
-    given = url or os.environ.get("WES_URL") or service.local_url(state_dir)
-    if not given:
-        raise ServiceUnavailableError(
-            "WES runner",
-            "no endpoint given",
-            "Pass --wes-url URL or set WES_URL, or start a local one with `eopack wes up`.",
-        )
-    parts = urlsplit(given)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ServiceUnavailableError(
-            "WES runner", f"{given!r} is not an http(s) URL", "Give e.g. http://host:8080/ga4gh/wes/v1."
-        )
-    path = parts.path.rstrip("/")
-    return given.rstrip("/") if path else given.rstrip("/") + API_PATH
+    """The endpoint to use: ``url``, ``$WES_URL``, else the local stack's (default state dir)."""
+    return wes_client.resolve_url(url, state_dir or default_state_dir())
 
 
-class WesClient:
-    """A small WES 1.0 client over ``requests`` with basic auth and one-line errors."""
-
-    def __init__(self, url: str, auth: tuple[str, str] | None, timeout: float = 30.0) -> None:
-        import requests
-
-        self.url = url.rstrip("/")
-        self.user = auth[0] if auth else None
-        self._session = requests.Session()
-        # Explicit credentials only: requests would otherwise read ~/.netrc itself, and we want
-        # "no credentials" to mean none (the 401 message depends on it).
-        self._session.trust_env = False
-        self._session.proxies.update(_env_proxies(self.url))
-        if auth:
-            self._session.auth = auth
-        self.timeout = timeout
-
-    @classmethod
-    def from_environment(cls, url: str, state_dir: Path | None = None) -> WesClient:
-        """Credentials from WES_USER/WES_PASSWORD, else ~/.netrc, else the local stack's (same URL)."""
-        return cls(url, credentials(url, state_dir))
-
-    # -------------------------------------------------------------- HTTP
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        import requests
-
-        target = path if path.startswith("http") else self.url + path
-        try:
-            response = self._session.request(method, target, timeout=self.timeout, **kwargs)
-        except requests.RequestException as exc:
-            raise ServiceUnavailableError(
-                f"WES endpoint {self.url}",
-                f"no answer ({type(exc).__name__})",
-                "Check the URL; start a local endpoint with `eopack wes up`.",
-            ) from exc
-        if response.status_code == 401:
-            raise WesAuthError(self.url, self.user)
-        if response.status_code >= 400:
-            try:
-                body = response.json()
-                reason = str(body.get("msg") or body.get("detail") or body)
-            except ValueError:
-                reason = response.text.strip().splitlines()[0] if response.text.strip() else response.reason
-            raise WesError(self.url, response.status_code, reason[:300])
-        return response
-
-    def service_info(self) -> dict[str, Any]:
-        return dict(self._request("GET", "/service-info").json())
-
-    def submit(
-        self,
-        attachments: Sequence[tuple[str, bytes]],
-        workflow_url: str,
-        params: Mapping[str, Any],
-        engine_params: Mapping[str, str | None] | None = None,
-        tags: Mapping[str, str] | None = None,
-        version: str = "v1.2",
-    ) -> str:
-        """POST /runs (multipart); returns the run id."""
-        data = {
-            "workflow_url": workflow_url,
-            "workflow_type": "CWL",
-            "workflow_type_version": version,
-            "workflow_params": json.dumps(dict(params)),
-            "workflow_engine_parameters": json.dumps(dict(engine_params or {})),
-            "tags": json.dumps(dict(tags or {})),
-        }
-        files = [("workflow_attachment", (name, content)) for name, content in attachments]
-        return str(self._request("POST", "/runs", data=data, files=files).json()["run_id"])
-
-    def status(self, run_id: str) -> str:
-        return str(self._request("GET", f"/runs/{run_id}/status").json()["state"])
-
-    def run_log(self, run_id: str) -> dict[str, Any]:
-        return dict(self._request("GET", f"/runs/{run_id}").json())
-
-    def cancel(self, run_id: str) -> None:
-        self._request("POST", f"/runs/{run_id}/cancel")
-
-    def list_runs(self, page_size: int = 100) -> Iterator[dict[str, Any]]:
-        token = ""
-        while True:
-            params: dict[str, Any] = {"page_size": page_size}
-            if token:
-                params["page_token"] = token
-            body = self._request("GET", "/runs", params=params).json()
-            # WES 1.0 says "runs"; Toil answers "workflows" (the pre-1.0 name).
-            yield from body.get("runs") or body.get("workflows") or []
-            token = body.get("next_page_token") or ""
-            if not token:
-                return
-
-    def log_text(self, run_id: str, which: str = "stderr") -> str:
-        """The run's stderr (engine log, tool errors) or stdout, following Toil's relative link."""
-        link = (self.run_log(run_id).get("run_log") or {}).get(which) or ""
-        if not link:
-            return ""
-        response = self._request("GET", urljoin(f"{self.url}/runs/{run_id}", link))
-        return str(response.text)
-
-    def wait(
-        self, run_id: str, timeout: float | None = None, poll: float = 1.0, on_change: Any = None
-    ) -> str:
-        """Poll until a terminal state (or ``timeout`` seconds); returns the last state seen."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        last = ""
-        while True:
-            state = self.status(run_id)
-            if state != last and on_change is not None:
-                on_change(state)
-            last = state
-            if state in TERMINAL or (deadline is not None and time.monotonic() > deadline):
-                return state
-            time.sleep(poll)
+def client_for(url: str, state_dir: Path | None = None) -> WesClient:
+    """A client for ``url`` with credentials from the environment, ~/.netrc or the local stack."""
+    return WesClient.from_environment(url, state_dir or default_state_dir())
 
 
-def _env_proxies(url: str) -> dict[str, str]:
-    """Proxies from the environment, except for loopback (trust_env is off, so do it by hand)."""
-    host = urlsplit(url).hostname or ""
-    if host in ("127.0.0.1", "localhost", "::1"):
-        return {}
-    import urllib.request
-
-    return {k: v for k, v in urllib.request.getproxies().items() if k in ("http", "https")}
-
-
-def credentials(url: str, state_dir: Path | None = None) -> tuple[str, str] | None:
-    """(user, password) for ``url``: environment, ~/.netrc, then the local stack's; None when none."""
-    user, password = os.environ.get("WES_USER"), os.environ.get("WES_PASSWORD")
-    if user and password is not None:
-        return user, password
-    host = urlsplit(url).hostname or ""
-    try:
-        found = netrc.netrc(os.environ.get("NETRC") or None).authenticators(host)
-    except (OSError, netrc.NetrcParseError):
-        found = None
-    if found and found[0] and found[2] is not None:
-        return found[0], found[2]
-    from ..services import wes as service
-
-    return service.local_credentials(url, state_dir)
+def default_state_dir() -> Path:
+    """Where the local stack keeps its state: ``$EOPACK_WES_STATE_DIR`` or ``<repo>/runs/services/wes``."""
+    return service_state_dir("wes", wes_client.STATE_DIR_ENV)
 
 
 # ------------------------------------------------------------------ the runner
@@ -318,10 +138,6 @@ class WesRunner:
     name = "wes"
 
     def available(self) -> tuple[bool, str]:
-        try:
-            import requests  # noqa: F401
-        except ImportError:
-            return False, "the `requests` package is missing. Run `uv sync`"
         return True, ""
 
     def run(self, package: Package, job: Path, options: RunOptions) -> RunResult:
@@ -350,8 +166,8 @@ class WesRunner:
         line = _curl_line(url, workflow_url, prepared.cwl, prepared.job_file, params)
         (prepared.meta / "command.txt").write_text(line + "\n")
         if options.print_command:
-            return RunResult(RunStatus.SUCCEEDED, 0, prepared.run_dir, command=line)
-        client = WesClient.from_environment(url)
+            return RunResult(RunStatus.NOT_RUN, 0, prepared.run_dir, command=line)
+        client = client_for(url)
         run_id = client.submit(
             attachments,
             workflow_url,
@@ -487,13 +303,7 @@ def _curl_line(url: str, workflow_url: str, cwl: Path, job: Path, params: Mappin
         f"workflow_engine_parameters={json.dumps(dict(params))}",
         f"{url}/runs",
     ]
-    job.with_suffix(".json").write_text(json.dumps(_load(job)))
+    job.with_suffix(".json").write_text(json.dumps(load_yaml(job)))
     quoted = [p if p == "$WES_USER:$WES_PASSWORD" else shlex.quote(p) for p in parts]
     quoted[2] = '"$WES_USER:$WES_PASSWORD"'
     return " ".join(quoted)
-
-
-def _load(path: Path) -> Any:
-    from ..package import load_yaml
-
-    return load_yaml(path)

@@ -15,12 +15,11 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..clients.http import LOOPBACK, http_status
 from ..errors import ServiceUnavailableError
 
 __all__ = [
@@ -43,8 +42,6 @@ __all__ = [
     "tail",
     "wait_until",
 ]
-
-LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -308,17 +305,3 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
-
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    """HTTP status of a GET on a loopback URL, bypassing any proxy settings; None if nothing answers."""
-    try:
-        with _NO_PROXY.open(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, OSError):
-        return None

@@ -6,19 +6,20 @@ containers anyway (DESIGN.md §5). As root we start ``dockerd`` in the backgroun
 pid under ``runs/services/docker/``; as anyone else we say what to do instead. A daemon that
 already answers (systemd's, Docker Desktop's, a remote ``DOCKER_HOST``) is always used as it is.
 
-``python -m eopack.services.docker up|down|status`` is what ``make docker-up`` runs.
+``eopack docker up|down|status`` is what ``make docker-up`` runs; the probes (does a daemon answer,
+is an image there) are in ``eopack.clients.docker``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import package
+from ..clients.docker import daemon_answers, image_exists, image_info
 from ..errors import ServiceUnavailableError
 from . import _proc
 
@@ -43,48 +44,7 @@ START_TIMEOUT = 60.0
 
 def state_dir(root: Path | None = None) -> Path:
     """``runs/services/docker`` of the checkout: dockerd.log and dockerd.pid of a daemon we started."""
-    from ..package import repo_root
-
-    return (root or repo_root()) / "runs" / "services" / "docker"
-
-
-def daemon_answers(timeout: float = 5.0) -> bool:
-    """True when ``docker info`` succeeds, i.e. a daemon answers the client as configured."""
-    if shutil.which("docker") is None:
-        return False
-    try:
-        proc = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return False
-    return proc.returncode == 0
-
-
-def image_exists(ref: str, timeout: float = 10.0) -> bool:
-    """True when the daemon holds ``ref`` locally (a tag, ``repo@sha256:...`` or an image id)."""
-    return image_info(ref, timeout) is not None
-
-
-def image_info(ref: str, timeout: float = 10.0) -> dict[str, object] | None:
-    """``docker image inspect`` of ``ref`` as a dict, or None when the image (or the daemon) is absent."""
-    try:
-        proc = subprocess.run(
-            ["docker", "image", "inspect", ref],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (subprocess.TimeoutExpired, FileNotFoundError):
-        return None
-    if proc.returncode != 0:
-        return None
-    data = json.loads(proc.stdout or "[]")
-    return data[0] if data else None
+    return (root or package.repo_root()) / "runs" / "services" / "docker"
 
 
 @dataclass(frozen=True)
@@ -94,6 +54,10 @@ class DaemonStatus:
     answers: bool
     pid: int | None
     log: Path
+
+    @property
+    def up(self) -> bool:
+        return self.answers
 
     def describe(self) -> str:
         if not self.answers:
@@ -159,33 +123,3 @@ def down(root: Path | None = None) -> bool:
     if stopped:
         pid_file.unlink(missing_ok=True)
     return stopped
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``up`` | ``down`` | ``status`` for the Makefile (``make docker-up``)."""
-    from ..errors import EopackError
-
-    action = (argv if argv is not None else sys.argv[1:] or ["status"])[0]
-    try:
-        if action == "up":
-            print(ensure_daemon().describe())
-        elif action == "down":
-            if not down():
-                print(f"{SERVICE}: dockerd did not stop; see {state_dir() / 'dockerd.log'}", file=sys.stderr)
-                return 1
-            print(f"{SERVICE}: stopped the daemon eopack started (if any)")
-        elif action == "status":
-            current = status()
-            print(current.describe())
-            return 0 if current.answers else 1
-        else:
-            print(f"usage: python -m eopack.services.docker up|down|status (got {action!r})", file=sys.stderr)
-            return 2
-    except EopackError as exc:
-        print(f"eopack: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

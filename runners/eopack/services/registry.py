@@ -6,20 +6,32 @@ registry on 127.0.0.1:5000 needs no TLS or auth config, and ``dockerPull: 127.0.
 runs in cwltool and Toil exactly as a GHCR reference would. Debian's default config asks for an
 htpasswd file and listens on all interfaces; we write our own, storage under ``runs/services/registry``.
 
-``python -m eopack.services.registry up|down|status`` is what ``make registry-up``/``registry-down`` run.
+``eopack registry up|down|status`` is what ``make registry-up``/``registry-down`` run.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EopackError, ServiceUnavailableError
+from .. import package
+from ..clients.http import http_status
+from ..errors import ServiceUnavailableError
 from . import _proc
+from .base import Rollback
 
-__all__ = ["DEFAULT_PORT", "SERVICE", "Registry", "down", "state_dir", "status", "up"]
+__all__ = [
+    "DEFAULT_PORT",
+    "SERVICE",
+    "Registry",
+    "RegistryStatus",
+    "down",
+    "report",
+    "state_dir",
+    "status",
+    "up",
+]
 
 SERVICE = "Image registry"
 DEFAULT_PORT = 5000
@@ -45,9 +57,7 @@ http:
 
 
 def state_dir(root: Path | None = None) -> Path:
-    from ..package import repo_root
-
-    return (root or repo_root()) / "runs" / "services" / "registry"
+    return (root or package.repo_root()) / "runs" / "services" / "registry"
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ class Registry:
 
 
 def _answers(host: str, port: int) -> bool:
-    return _proc.http_status(f"http://{host}:{port}/v2/") == 200
+    return http_status(f"http://{host}:{port}/v2/") == 200
 
 
 def status(root: Path | None = None, port: int = DEFAULT_PORT) -> Registry | None:
@@ -78,6 +88,38 @@ def status(root: Path | None = None, port: int = DEFAULT_PORT) -> Registry | Non
         return None
     pid = _proc.read_pid(state_dir(root) / "registry.pid")
     return Registry(_proc.LOOPBACK, port, pid if _proc.pid_alive(pid) else None, state_dir(root))
+
+
+@dataclass(frozen=True)
+class RegistryStatus:
+    """``status`` of the registry port: whether one answers, and whether eopack started it."""
+
+    port: int
+    registry: Registry | None
+
+    @property
+    def up(self) -> bool:
+        return self.registry is not None
+
+    def describe(self) -> str:
+        if self.registry is None:
+            return f"{SERVICE}: nothing answers on port {self.port}"
+        owner = f"pid {self.registry.pid}" if self.registry.pid else "not started by eopack"
+        return f"{SERVICE}: {self.registry.address} ({owner})"
+
+    def as_dict(self) -> dict[str, object]:
+        reg = self.registry
+        return {
+            "up": self.up,
+            "port": self.port,
+            "address": reg.address if reg else None,
+            "pid": reg.pid if reg else None,
+        }
+
+
+def report(root: Path | None = None, port: int = DEFAULT_PORT) -> RegistryStatus:
+    """The registry on 127.0.0.1:``port`` as ``eopack registry status`` shows it."""
+    return RegistryStatus(port, status(root, port))
 
 
 def up(root: Path | None = None, port: int = DEFAULT_PORT) -> Registry:
@@ -94,12 +136,18 @@ def up(root: Path | None = None, port: int = DEFAULT_PORT) -> Registry:
     config = base / "config.yml"
     config.write_text(CONFIG.format(data=base / "data", host=_proc.LOOPBACK, port=port))
     log = base / "registry.log"
-    _proc.spawn([binary, "serve", str(config)], log=log, cwd=base, pid_file=base / "registry.pid")
-    if not _proc.wait_until(lambda: _answers(_proc.LOOPBACK, port), 20.0, interval=0.2):
-        last = _proc.tail(log, 3).replace("\n", " | ")
-        raise ServiceUnavailableError(
-            SERVICE, f"no answer on {_proc.LOOPBACK}:{port} after 20 s: {last or 'no output'}", f"Read {log}."
+    with Rollback() as started:  # a registry that does not answer is stopped again
+        pid_file = base / "registry.pid"
+        started.add(
+            _proc.spawn([binary, "serve", str(config)], log=log, cwd=base, pid_file=pid_file), pid_file
         )
+        if not _proc.wait_until(lambda: _answers(_proc.LOOPBACK, port), 20.0, interval=0.2):
+            last = _proc.tail(log, 3).replace("\n", " | ")
+            raise ServiceUnavailableError(
+                SERVICE,
+                f"no answer on {_proc.LOOPBACK}:{port} after 20 s: {last or 'no output'}",
+                f"Read {log}.",
+            )
     found = status(root, port)
     assert found is not None
     return found
@@ -112,37 +160,3 @@ def down(root: Path | None = None) -> bool:
     if stopped:
         pid_file.unlink(missing_ok=True)
     return stopped
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = argv if argv is not None else sys.argv[1:]
-    action = args[0] if args else "status"
-    port = int(args[1]) if len(args) > 1 else DEFAULT_PORT
-    try:
-        if action == "up":
-            reg = up(port=port)
-            owner = f"pid {reg.pid}, state {reg.state}" if reg.pid else "not started by eopack"
-            print(f"{SERVICE}: {reg.address} ({owner})")
-        elif action == "down":
-            if not down():
-                print(f"{SERVICE}: did not stop", file=sys.stderr)
-                return 1
-            print(f"{SERVICE}: stopped (data kept in {state_dir() / 'data'})")
-        elif action == "status":
-            found = status(port=port)
-            print(f"{SERVICE}: {found.address}" if found else f"{SERVICE}: nothing answers on port {port}")
-            return 0 if found else 1
-        else:
-            print(
-                f"usage: python -m eopack.services.registry up|down|status [PORT] (got {action!r})",
-                file=sys.stderr,
-            )
-            return 2
-    except EopackError as exc:
-        print(f"eopack: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,17 +30,17 @@ import pwd
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
-from ..console import err, notice, out
+from .. import package
+from ..clients import slurm as slurm_client
+from ..clients.slurm import SYSTEM_CONF
+from ..console import notice
 from ..errors import ServiceUnavailableError
 from . import _proc
+from .base import Progress, Rollback, quiet, sweep
 
 __all__ = [
     "SERVICE",
@@ -49,7 +49,6 @@ __all__ = [
     "config_path",
     "down",
     "install",
-    "slurm_cli",
     "state_dir",
     "status",
     "up",
@@ -60,10 +59,7 @@ PACKAGES = ("slurm-wlm", "munge")
 INSTALL_FIX = "Install them as root with `apt-get install -y slurm-wlm munge` (`make slurm-up` does)."
 CTLD_PORT, SLURMD_PORT = 6817, 6818
 NODE = "localhost"
-SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 START_TIMEOUT = 60.0
-
-Progress = Callable[[str], None]
 
 CONFIG = """\
 # Written by eopack (services/slurm.py): one node on loopback, state and logs in {root}.
@@ -110,9 +106,7 @@ PartitionName=debug Nodes={node} Default=YES MaxTime=INFINITE State=UP
 
 def state_dir(root: Path | None = None) -> Path:
     """``runs/services/slurm`` of the checkout."""
-    from ..package import repo_root
-
-    return (root or repo_root()) / "runs" / "services" / "slurm"
+    return (root or package.repo_root()) / "runs" / "services" / "slurm"
 
 
 def config_path(base: Path | None = None) -> Path:
@@ -120,17 +114,8 @@ def config_path(base: Path | None = None) -> Path:
 
 
 def client_env(base: Path | None = None) -> dict[str, str]:
-    """Environment for Slurm clients (``sbatch``, ``sinfo``, Toil) that finds eopack's cluster.
-
-    Empty when the user already points at a cluster (``SLURM_CONF``, ``/etc/slurm/slurm.conf``)
-    or eopack's cluster was never configured: then their cluster is the one to use.
-    """
-    conf = config_path(base)
-    if os.environ.get("SLURM_CONF") or not conf.exists():
-        return {}
-    if SYSTEM_CONF.exists() and SYSTEM_CONF.resolve() != conf.resolve():
-        return {}
-    return {"SLURM_CONF": str(conf)}
+    """Environment for Slurm clients (``sbatch``, ``sinfo``, Toil) that finds eopack's cluster."""
+    return slurm_client.client_env(config_path(base))
 
 
 @dataclass(frozen=True)
@@ -305,7 +290,7 @@ def up(
     Idempotent: daemons of this state dir that still run are kept. Raises ServiceUnavailableError
     with the log to read when a daemon does not come up.
     """
-    say = progress or (lambda _msg: None)
+    say = progress or quiet
     base = (base or state_dir()).resolve()
     current = status(base)
     if current.up and current.node_state in ("idle", "mixed", "allocated"):
@@ -334,52 +319,60 @@ def up(
         )
     )
     env = {**os.environ, "SLURM_CONF": str(conf)}
-    if current.munged is None:
-        _prepare_munge(base)
-        mdir = munge_dir(base)
-        cmd = _proc.as_user(
-            [
-                "munged",
-                f"--socket={mdir}/munge.socket.2",
-                f"--pid-file={mdir}/munged.pid",
-                f"--seed-file={mdir}/munged.seed",
-                f"--log-file={mdir}/munged.log",
-            ],
-            _munge_user(),
-        )
-        say("starting munged")
-        _proc.run_checked(
-            cmd, service=SERVICE, what="munged", log=logs / "setup.log", fix=f"Read {mdir / 'munged.log'}."
-        )
-        if not _proc.wait_until(lambda: _pid(mdir / "munged.pid") is not None, 10):
-            raise ServiceUnavailableError(SERVICE, "munged did not start", f"Read {mdir / 'munged.log'}.")
-    if current.slurmctld is None:
-        _proc.ensure_port_free(SERVICE, CTLD_PORT, "SlurmctldPort (stop the other Slurm first)")
-        say("starting slurmctld")
-        pid = _proc.spawn(
-            ["slurmctld", "-D", "-i", "-f", str(conf)], log=logs / "slurmctld.out", cwd=base, env=env
-        )
-        (base / "slurmctld.pid").write_text(f"{pid}\n")
-    if current.slurmd is None:
-        _proc.ensure_port_free(SERVICE, SLURMD_PORT, "SlurmdPort (stop the other Slurm first)")
-        say("starting slurmd")
-        pid = _proc.spawn(
-            ["slurmd", "-D", "-N", NODE, "-f", str(conf)], log=logs / "slurmd.out", cwd=base, env=env
-        )
-        (base / "slurmd.pid").write_text(f"{pid}\n")
-    say(f"waiting for node {NODE} to be idle")
-    if not _proc.wait_until(
-        lambda: _sinfo_state(base) in ("idle", "mixed", "allocated"), timeout, interval=0.5
-    ):
-        state = _sinfo_state(base) or "no answer"
-        last = (_proc.tail(logs / "slurmctld.log", 2) + " | " + _proc.tail(logs / "slurmd.log", 2)).replace(
-            "\n", " | "
-        )
-        raise ServiceUnavailableError(
-            SERVICE,
-            f"node {NODE} is not idle after {timeout:.0f} s (state: {state}): {last}",
-            f"Read {logs}; stop with `make slurm-down` and retry.",
-        )
+    with Rollback() as started:  # a failed start stops what it started
+        if current.munged is None:
+            _prepare_munge(base)
+            mdir = munge_dir(base)
+            cmd = _proc.as_user(
+                [
+                    "munged",
+                    f"--socket={mdir}/munge.socket.2",
+                    f"--pid-file={mdir}/munged.pid",
+                    f"--seed-file={mdir}/munged.seed",
+                    f"--log-file={mdir}/munged.log",
+                ],
+                _munge_user(),
+            )
+            say("starting munged")
+            _proc.run_checked(
+                cmd,
+                service=SERVICE,
+                what="munged",
+                log=logs / "setup.log",
+                fix=f"Read {mdir / 'munged.log'}.",
+            )
+            if not _proc.wait_until(lambda: _pid(mdir / "munged.pid") is not None, 10):
+                raise ServiceUnavailableError(SERVICE, "munged did not start", f"Read {mdir / 'munged.log'}.")
+            started.add(_pid(mdir / "munged.pid") or 0, mdir / "munged.pid")
+        if current.slurmctld is None:
+            _proc.ensure_port_free(SERVICE, CTLD_PORT, "SlurmctldPort (stop the other Slurm first)")
+            say("starting slurmctld")
+            pid = _proc.spawn(
+                ["slurmctld", "-D", "-i", "-f", str(conf)], log=logs / "slurmctld.out", cwd=base, env=env
+            )
+            (base / "slurmctld.pid").write_text(f"{pid}\n")
+            started.add(pid, base / "slurmctld.pid")
+        if current.slurmd is None:
+            _proc.ensure_port_free(SERVICE, SLURMD_PORT, "SlurmdPort (stop the other Slurm first)")
+            say("starting slurmd")
+            pid = _proc.spawn(
+                ["slurmd", "-D", "-N", NODE, "-f", str(conf)], log=logs / "slurmd.out", cwd=base, env=env
+            )
+            (base / "slurmd.pid").write_text(f"{pid}\n")
+            started.add(pid, base / "slurmd.pid")
+        say(f"waiting for node {NODE} to be idle")
+        if not _proc.wait_until(
+            lambda: _sinfo_state(base) in ("idle", "mixed", "allocated"), timeout, interval=0.5
+        ):
+            state = _sinfo_state(base) or "no answer"
+            last = (
+                _proc.tail(logs / "slurmctld.log", 2) + " | " + _proc.tail(logs / "slurmd.log", 2)
+            ).replace("\n", " | ")
+            raise ServiceUnavailableError(
+                SERVICE,
+                f"node {NODE} is not idle after {timeout:.0f} s (state: {state}): {last}",
+                f"Read {logs}; stop with `make slurm-down` and retry.",
+            )
     _link_system_conf(conf)
     return status(base)
 
@@ -394,7 +387,7 @@ def _link_system_conf(conf: Path) -> None:
 
 def down(base: Path | None = None, progress: Progress | None = None) -> SlurmCluster:
     """Stop slurmd, slurmctld and munged of this state dir (idempotent); jobs still running are killed."""
-    say = progress or (lambda _msg: None)
+    say = progress or quiet
     base = (base or state_dir()).resolve()
     for name, pid_file in (
         ("slurmd", base / "slurmd.pid"),
@@ -408,54 +401,15 @@ def down(base: Path | None = None, progress: Progress | None = None) -> SlurmClu
                 raise ServiceUnavailableError(SERVICE, f"{name} (pid {pid}) did not stop", "Kill it by pid.")
             say(f"{name} stopped (pid {pid})")
         pid_file.unlink(missing_ok=True)
-    left = [
-        p for p in _proc.processes_under(base) if p.name in ("slurmctld", "slurmd", "slurmstepd", "munged")
-    ]
-    for proc in left:
-        _proc.stop_pid(proc.pid, timeout=2, group=False)
+    sweep(
+        SERVICE,
+        base,
+        lambda: [
+            p
+            for p in _proc.processes_under(base)
+            if p.name in ("slurmctld", "slurmd", "slurmstepd", "munged")
+        ],
+    )
     if SYSTEM_CONF.is_symlink() and SYSTEM_CONF.resolve() == config_path(base).resolve():
         SYSTEM_CONF.unlink()
     return status(base)
-
-
-# ------------------------------------------------------------------ CLI (registered in eopack.cli)
-
-_state_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where config, state and logs live (default <repo>/runs/services/slurm).",
-)
-
-
-@click.group("slurm")
-def slurm_cli() -> None:
-    """A single-node Slurm cluster on loopback, for `eopack run --runner toil-slurm`."""
-
-
-@slurm_cli.command("up")
-@_state_option
-def up_cmd(state_dir: Path | None) -> None:
-    """Install (as root) and start munged, slurmctld and slurmd; prints the SLURM_CONF path last."""
-    cluster = up(state_dir, progress=notice)
-    notice(f"node {NODE} {cluster.node_state}; logs in {cluster.state_dir / 'logs'}")
-    click.echo(str(cluster.conf))
-
-
-@slurm_cli.command("down")
-@_state_option
-def down_cmd(state_dir: Path | None) -> None:
-    """Stop every daemon of the cluster (its state dir stays for the next `up`)."""
-    down(state_dir, progress=notice)
-    notice("Slurm stopped")
-
-
-@slurm_cli.command("status")
-@_state_option
-def status_cmd(state_dir: Path | None) -> None:
-    """Show the daemons and the node state; exit 3 unless the cluster is up."""
-    cluster = status(state_dir)
-    colour = "green" if cluster.up else "red"
-    out.print(f"[{colour}]{cluster.describe()}[/]")
-    err.print(f"jobs finished so far: {cluster.jobcomp}")
-    if not cluster.up:
-        sys.exit(3)

@@ -26,19 +26,17 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 
-import click
-
 from .. import package, sample_data
-from ..console import err, notice, out
+from ..clients.stac import STRUCTURAL_RELS
 from ..errors import ServiceUnavailableError
 from . import _proc
+from .base import JsonState, Progress, Rollback, owned_pid, quiet, sweep
 
 __all__ = [
     "DEFAULT_API_PORT",
@@ -55,7 +53,6 @@ __all__ = [
     "preflight",
     "published_location",
     "read_catalog",
-    "stac_cli",
     "status",
     "up",
 ]
@@ -67,9 +64,6 @@ DEFAULT_ASSETS_PORT = 8090
 DB_NAME = DB_USER = "stac"
 PG_OS_USER = "postgres"  # root may not run initdb/postgres; Debian's postgresql-common creates this user
 SETUP_FIX = "Run `make setup` as root: scripts/bootstrap.sh installs postgresql-15-postgis-3 and nginx."
-STRUCTURAL_RELS = {"self", "root", "parent", "child", "item", "items", "collection"}
-
-Progress = Callable[[str], None]
 
 
 # ------------------------------------------------------------------ public results
@@ -150,7 +144,7 @@ class _Layout:
 
 
 @dataclass
-class _State:
+class _State(JsonState):
     """What ``stack.json`` remembers between commands."""
 
     pg_port: int = DEFAULT_PG_PORT
@@ -159,18 +153,6 @@ class _State:
     data_dir: str = ""
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     fingerprint: str = ""
-
-    @classmethod
-    def load(cls, path: Path) -> _State | None:
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
-
-    def save(self, path: Path) -> None:
-        path.touch(mode=0o600, exist_ok=True)
-        path.write_text(json.dumps(self.__dict__, indent=2) + "\n")
 
     def dsn(self, dbname: str = DB_NAME) -> str:
         return f"postgresql://{DB_USER}:{quote(self.password)}@{_proc.LOOPBACK}:{self.pg_port}/{dbname}"
@@ -402,14 +384,12 @@ def read_catalog(catalog: Path, assets_url: str) -> CatalogContent:
 
 def _postmaster_pid(layout: _Layout) -> int | None:
     """The running postmaster of this state dir (its pid file can outlive a crash, so check the process)."""
-    pid = _proc.read_pid(layout.pgdata / "postmaster.pid")
-    return pid if _ours(pid, layout) else None
+    return _ours(layout.pgdata / "postmaster.pid", layout)
 
 
-def _ours(pid: int | None, layout: _Layout) -> bool:
-    """True when ``pid`` is alive and started from this state dir (pid files can be stale or reused)."""
-    info = _proc.proc_info(pid) if pid else None
-    return info is not None and _proc.mentions(info, layout.root)
+def _ours(pid_file: Path, layout: _Layout) -> int | None:
+    """The pid in ``pid_file`` while it runs from this state dir (pid files can be stale or reused)."""
+    return owned_pid(pid_file, layout.root)
 
 
 def _chown_to_pg(*paths: Path) -> None:
@@ -576,8 +556,7 @@ http {{
 
 
 def _nginx_pid(layout: _Layout) -> int | None:
-    pid = _proc.read_pid(layout.nginx_pid)
-    return pid if _ours(pid, layout) else None
+    return _ours(layout.nginx_pid, layout)
 
 
 def _start_nginx(layout: _Layout, data_dir: Path, port: int) -> int:
@@ -625,8 +604,7 @@ def _start_nginx(layout: _Layout, data_dir: Path, port: int) -> int:
 
 
 def _uvicorn_pid(layout: _Layout) -> int | None:
-    pid = _proc.read_pid(layout.uvicorn_pid)
-    return pid if _ours(pid, layout) else None
+    return _ours(layout.uvicorn_pid, layout)
 
 
 def _start_api(layout: _Layout, state: _State) -> int:
@@ -714,7 +692,7 @@ def up(
     Ports left as None keep what this state dir used last time (defaults 5439/8089/8090). Whatever this
     call started is stopped again if a later step fails, so a failed ``up`` leaves no half stack.
     """
-    say = progress or (lambda _msg: None)
+    say = progress or quiet
     layout = _Layout((state_dir or default_state_dir()).resolve())
     layout.root.mkdir(parents=True, exist_ok=True)
     _require_ready(layout.root)
@@ -729,30 +707,29 @@ def up(
     bindir = _pg_bindir()
     assert bindir is not None  # preflight
     say(f"state and logs in {layout.root} (logs/)")
-    with ExitStack() as undo:
+    with Rollback() as undo:
         pids: dict[str, int] = {}
         if (pid := _postmaster_pid(layout)) is None:
             pid = _start_postgres(layout, state, bindir)
-            undo.callback(_stop_postgres, layout)
+            undo.callback(lambda: _stop_postgres(layout))
             say(f"postgres started on {_proc.LOOPBACK}:{state.pg_port} (pid {pid})")
         pids["postgres"] = pid
         _ensure_database(state)
         if (pid := _uvicorn_pid(layout)) is None:
             pid = _start_api(layout, state)  # boots while the data loads
-            undo.callback(_proc.stop_pid, pid)
+            undo.add(pid)
             say(f"uvicorn started on {_proc.LOOPBACK}:{state.api_port} (pid {pid})")
         pids["api"] = pid
         nginx_was_up = _nginx_pid(layout) is not None
         pids["assets"] = _start_nginx(layout, data, state.assets_port)
         if not nginx_was_up:
-            undo.callback(_proc.stop_pid, pids["assets"])
+            undo.add(pids["assets"])
             say(f"nginx serving {data} on {_proc.LOOPBACK}:{state.assets_port} (pid {pids['assets']})")
         _migrate_and_load(state, content, say)
         state.fingerprint = content.fingerprint
         state.save(layout.state_file)
         api_url = f"http://{_proc.LOOPBACK}:{state.api_port}"
         _wait_for_api(layout, api_url, [c["id"] for c in content.collections])
-        undo.pop_all()
     return StacStack(
         api_url=api_url,
         assets_url=f"http://{_proc.LOOPBACK}:{state.assets_port}",
@@ -778,7 +755,7 @@ def _leftovers(layout: _Layout) -> list[_proc.ProcInfo]:
 
 def down(state_dir: Path | None = None, progress: Progress | None = None) -> StackStatus:
     """Stop uvicorn, nginx and postgres of this state dir (idempotent) and prove nothing is left."""
-    say = progress or (lambda _msg: None)
+    say = progress or quiet
     layout = _Layout((state_dir or default_state_dir()).resolve())
     if (pid := _uvicorn_pid(layout)) is not None:
         _proc.stop_pid(pid)
@@ -790,13 +767,7 @@ def down(state_dir: Path | None = None, progress: Progress | None = None) -> Sta
     if (pid := _postmaster_pid(layout)) is not None:
         _stop_postgres(layout)
         say(f"postgres stopped (pid {pid})")
-    left = _leftovers(layout) if layout.root.exists() else []
-    for proc in left:
-        _proc.stop_pid(proc.pid, timeout=2, group=False, sig=signal.SIGKILL)
-    still = _leftovers(layout) if left else []
-    if still:
-        names = ", ".join(f"{p.pid} {p.name}" for p in still)
-        raise ServiceUnavailableError(SERVICE, f"processes survived the stop: {names}", "Kill them by pid.")
+    sweep(SERVICE, layout.root, lambda: _leftovers(layout))
     return status(layout.root)
 
 
@@ -879,70 +850,3 @@ def published_location(stack: StacStack) -> tuple[Path, str]:
         raise ServiceUnavailableError(SERVICE, f"no {layout.state_file}", "Run `eopack stac up`.")
     _start_nginx(layout, Path(state.data_dir), state.assets_port)
     return layout.published, f"{stack.assets_url}/published"
-
-
-# ------------------------------------------------------------------ CLI (registered in eopack.cli)
-
-_state_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where data, pid files and logs live (default <repo>/runs/services/stac).",
-)
-
-
-@click.group("stac")
-def stac_cli() -> None:
-    """A local STAC API (pgstac + stac-fastapi) with an asset server, for the STAC-API input path."""
-
-
-@stac_cli.command("up")
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(path_type=Path),
-    help="Static STAC catalog folder (default <repo>/data/sample, generated when missing).",
-)
-@_state_option
-@click.option("--pg-port", type=int, help=f"PostgreSQL port (default {DEFAULT_PG_PORT}).")
-@click.option("--api-port", type=int, help=f"STAC API port (default {DEFAULT_API_PORT}).")
-@click.option("--assets-port", type=int, help=f"Asset server port (default {DEFAULT_ASSETS_PORT}).")
-def up_cmd(
-    data_dir: Path | None,
-    state_dir: Path | None,
-    pg_port: int | None,
-    api_port: int | None,
-    assets_port: int | None,
-) -> None:
-    """Start the stack (or reuse it) and load the catalog; prints the API URL last."""
-    stack = up(
-        data_dir, state_dir, pg_port=pg_port, api_port=api_port, assets_port=assets_port, progress=notice
-    )
-    notice(f"assets on {stack.assets_url}; logs in {stack.state_dir / 'logs'}")
-    click.echo(stack.api_url)
-
-
-@stac_cli.command("down")
-@_state_option
-def down_cmd(state_dir: Path | None) -> None:
-    """Stop every process of the stack (the database stays on disk for the next `up`)."""
-    down(state_dir, progress=notice)
-    notice("STAC stack stopped")
-
-
-@stac_cli.command("status")
-@_state_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def status_cmd(state_dir: Path | None, as_json: bool) -> None:
-    """Show each component up/down with pid and URL; exit 3 unless all are up."""
-    report = status(state_dir)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        for c in report.components:
-            colour = "green" if c.up else "red"
-            out.print(
-                f"{c.name:9} [{colour}]{'up' if c.up else 'down':5}[/] pid {c.pid or '-':<8} {c.url or ''}"
-            )
-        err.print(f"state dir: {report.state_dir}")
-    if not report.up:
-        sys.exit(3)

@@ -38,16 +38,16 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
 from .. import package
-from ..console import err, notice, out
+from ..clients import wes as client
+from ..clients.wes import API_PATH, STATE_DIR_ENV, WesClient
 from ..errors import EopackError, ServiceUnavailableError
 from . import _proc
+from .base import JsonState, Progress, Rollback, owned_pid, quiet, sweep, write_secret
 
 __all__ = [
     "API_PATH",
@@ -65,17 +65,14 @@ __all__ = [
     "local_url",
     "status",
     "up",
-    "wes_cli",
 ]
 
 SERVICE = "Toil WES"
 TOOL_ENV = "EOPACK_WES_TOOL_ENV"  # read by wes/eopack_wes_engine.py
-API_PATH = "/ga4gh/wes/v1"
 DEFAULT_PORT = 8092  # nginx: the endpoint users and ZOO-Project talk to
 DEFAULT_USER = "eopack"
 DEFAULT_WORKERS = 4  # concurrent runs; more runs wait QUEUED in Redis
 SERVER_TOIL = "9.3.0"  # kept equal to wes/requirements-server.txt by a test
-STATE_DIR_ENV = "EOPACK_WES_STATE_DIR"
 VENV_ENV = "EOPACK_WES_SERVER_VENV"  # use this server venv instead of .cache/venvs/toil-server
 SETUP_FIX = "Run `make setup` as root: scripts/bootstrap.sh installs redis-server and nginx."
 # Variables the tools may need, passed from `eopack wes up`'s environment to every run: the workers
@@ -92,8 +89,6 @@ WORKER_ENV = (
     "TOIL_SLURM_PE",
     "EOPACK_GATEWAY_STATE_DIR",
 )
-
-Progress = Callable[[str], None]
 
 
 # ------------------------------------------------------------------ public results
@@ -152,7 +147,7 @@ class _Layout:
 
 
 @dataclass
-class _State:
+class _State(JsonState):
     """What ``wes.json`` remembers between commands."""
 
     port: int = DEFAULT_PORT
@@ -168,28 +163,10 @@ class _State:
     def url(self) -> str:
         return f"http://{_proc.LOOPBACK}:{self.port}{API_PATH}"
 
-    @classmethod
-    def load(cls, path: Path) -> _State | None:
-        try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__})
-
-    def save(self, path: Path) -> None:
-        _write_secret(path, json.dumps(asdict(self), indent=2) + "\n")
-
-
-def _write_secret(path: Path, text: str) -> None:
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
-
 
 def default_state_dir() -> Path:
     """``$EOPACK_WES_STATE_DIR``, else ``<repo>/runs/services/wes`` (ignored by git)."""
-    env = os.environ.get(STATE_DIR_ENV)
-    return Path(env) if env else package.repo_root() / "runs" / "services" / "wes"
+    return package.service_state_dir("wes", STATE_DIR_ENV)
 
 
 def wes_dir() -> Path:
@@ -199,20 +176,12 @@ def wes_dir() -> Path:
 
 def local_url(state_dir: Path | None = None) -> str | None:
     """The endpoint of the local stack configured in ``state_dir`` (None if never started there)."""
-    state = _State.load(_Layout((state_dir or default_state_dir()).resolve()).state_file)
-    return state.url if state is not None else None
+    return client.local_url((state_dir or default_state_dir()).resolve())
 
 
 def local_credentials(url: str, state_dir: Path | None = None) -> tuple[str, str] | None:
-    """(user, password) of the local stack when ``url`` is its endpoint, else None.
-
-    A convenience for ``eopack run --runner wes`` on the machine that runs the stack; any other
-    endpoint needs ``WES_USER``/``WES_PASSWORD`` or ~/.netrc.
-    """
-    state = _State.load(_Layout((state_dir or default_state_dir()).resolve()).state_file)
-    if state is None:
-        return None
-    return (state.user, state.password) if url.rstrip("/") == state.url else None
+    """(user, password) of the local stack when ``url`` is its endpoint, else None."""
+    return client.local_credentials(url, (state_dir or default_state_dir()).resolve())
 
 
 # ------------------------------------------------------------------ the server venv
@@ -234,7 +203,7 @@ def ensure_server_venv(progress: Progress | None = None) -> Path:
     that the workspace lock must not be bent to; it is made by this code from PyPI, so a fresh
     clone gets the same thing. ``$EOPACK_WES_SERVER_VENV`` points at a prepared one instead.
     """
-    say = progress or (lambda _msg: None)
+    say = progress or quiet
     venv = server_venv_dir()
     reqs = _requirements().read_text()
     stamp = venv / ".eopack-requirements"
@@ -296,13 +265,13 @@ def _htpasswd_line(user: str, password: str, log: Path) -> str:
 def _write_files(layout: _Layout, state: _State) -> None:
     for folder in (layout.redis, layout.nginx / "tmp", layout.workflows, layout.work, layout.logs):
         folder.mkdir(parents=True, exist_ok=True)
-    _write_secret(layout.password_file, state.password + "\n")
+    write_secret(layout.password_file, state.password + "\n")
     if not layout.htpasswd.exists() or not layout.htpasswd.read_text().startswith(state.user + ":"):
-        _write_secret(layout.htpasswd, _htpasswd_line(state.user, state.password, layout.logs / "setup.log"))
-    _write_secret(
+        write_secret(layout.htpasswd, _htpasswd_line(state.user, state.password, layout.logs / "setup.log"))
+    write_secret(
         layout.broker_file, f"redis://:{state.redis_password}@{_proc.LOOPBACK}:{state.redis_port}/0\n"
     )
-    _write_secret(
+    write_secret(
         layout.redis_conf,
         "# generated by eopack wes up; edits are overwritten\n"
         f"bind {_proc.LOOPBACK}\nport {state.redis_port}\nrequirepass {state.redis_password}\n"
@@ -335,9 +304,7 @@ def _write_files(layout: _Layout, state: _State) -> None:
 
 def _pid(layout: _Layout, name: str) -> int | None:
     """The pid of component ``name`` when it runs from this state dir (a recycled pid is not ours)."""
-    pid = _proc.read_pid(layout.pid[name])
-    info = _proc.proc_info(pid) if pid else None
-    return pid if info is not None and _proc.mentions(info, layout.root) else None
+    return owned_pid(layout.pid[name], layout.root)
 
 
 def _worker_env(layout: _Layout, venv: Path) -> dict[str, str]:
@@ -556,7 +523,7 @@ def up(
     Before the workers start, runs that a previous stop interrupted are settled (wes/reconcile.py):
     queued runs are kept and run now, interrupted ones become SYSTEM_ERROR.
     """
-    say = progress or (lambda _msg: None)
+    say = progress or quiet
     layout = _Layout((state_dir or default_state_dir()).resolve())
     layout.root.mkdir(parents=True, exist_ok=True)
     state = _State.load(layout.state_file) or _State()
@@ -580,12 +547,11 @@ def up(
         state.api_port = _proc.free_port()
     state.save(layout.state_file)
     _write_files(layout, state)
-    started: list[int] = []
-    try:
+    with Rollback() as started:
         pids: dict[str, int] = {}
         if (pid := running["redis"]) is None:
             pid = _start_redis(layout)
-            started.append(pid)
+            started.add(pid, layout.pid["redis"])
             _wait(layout, "redis-server", pid, lambda: _proc.port_in_use(state.redis_port), 20, "redis.log")
             say(f"redis-server on {_proc.LOOPBACK}:{state.redis_port} (pid {pid})")
         pids["redis"] = pid
@@ -599,19 +565,19 @@ def up(
                 )
             size = (layout.logs / "worker.log").stat().st_size if (layout.logs / "worker.log").exists() else 0
             pid = _start_worker(layout, venv, state.workers)
-            started.append(pid)
+            started.add(pid, layout.pid["worker"])
             _wait(layout, "celery worker", pid, lambda: _worker_ready(layout, size), timeout, "worker.log")
             say(f"celery worker, {state.workers} slots (pid {pid})")
         pids["worker"] = pid
         if (pid := running["server"]) is None:
             pid = _start_server(layout, venv, state)
-            started.append(pid)
+            started.add(pid, layout.pid["server"])
             _wait(layout, "toil server", pid, lambda: _api_ready(state), timeout, "server.log")
             say(f"toil server {SERVER_TOIL} on {_proc.LOOPBACK}:{state.api_port} (pid {pid})")
         pids["server"] = pid
         if (pid := running["nginx"]) is None:
             pid = _start_nginx(layout)
-            started.append(pid)
+            started.add(pid, layout.pid["nginx"])
             _wait(
                 layout,
                 "nginx",
@@ -622,10 +588,6 @@ def up(
             )
             say(f"nginx with basic auth on {_proc.LOOPBACK}:{state.port} (pid {pid})")
         pids["nginx"] = pid
-    except BaseException:
-        for pid in reversed(started):
-            _proc.stop_pid(pid)
-        raise
     return WesService(state.url, state.user, layout.password_file, layout.root, pids)
 
 
@@ -645,7 +607,7 @@ def down(state_dir: Path | None = None, progress: Progress | None = None) -> Wes
     SYSTEM_ERROR by reconcile (here, and again at the next `up`); runs still queued wait in Redis,
     which saves its append-only file on SIGTERM.
     """
-    say = progress or (lambda _msg: None)
+    say = progress or quiet
     layout = _Layout((state_dir or default_state_dir()).resolve())
     for name in ("nginx", "server"):
         if (pid := _pid(layout, name)) is not None:
@@ -657,9 +619,8 @@ def down(state_dir: Path | None = None, progress: Progress | None = None) -> Wes
         _proc.stop_pid(pid, timeout=0.1, sig=signal.SIGKILL)
         say(f"celery worker stopped (pid {pid})")
     for proc in _leftovers(layout) if layout.root.exists() else []:
-        if proc.name == "redis-server":
-            continue
-        _proc.stop_pid(proc.pid, timeout=2, group=False, sig=signal.SIGKILL)
+        if proc.name != "redis-server":  # redis saves the queue on SIGTERM below
+            _proc.stop_pid(proc.pid, timeout=2, group=False, sig=signal.SIGKILL)
     if worker_was_up and _pid(layout, "redis") is not None:
         venv = server_venv_dir()
         if (venv / "bin" / "python").exists():
@@ -669,10 +630,7 @@ def down(state_dir: Path | None = None, progress: Progress | None = None) -> Wes
         say(f"redis-server stopped (pid {pid})")
     for path in layout.pid.values():
         path.unlink(missing_ok=True)
-    still = _leftovers(layout) if layout.root.exists() else []
-    if still:
-        names = ", ".join(f"{p.pid} {p.name}" for p in still)
-        raise ServiceUnavailableError(SERVICE, f"processes survived the stop: {names}", "Kill them by pid.")
+    sweep(SERVICE, layout.root, lambda: _leftovers(layout))
     return status(layout.root)
 
 
@@ -683,138 +641,9 @@ def status(state_dir: Path | None = None) -> WesStatus:
     pids = {name: _pid(layout, name) for name in layout.pid}
     answers = False
     if pids["nginx"]:
-        from ..runners.wes import WesClient
-
         try:
             WesClient(state.url, (state.user, state.password)).service_info()
             answers = True
         except EopackError:
             answers = False
     return WesStatus(layout.root, state.url, pids, answers)
-
-
-# ------------------------------------------------------------------ CLI (registered in eopack.cli)
-
-_state_option = click.option(
-    "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help=f"Where config, passwords, runs and logs live (default ${STATE_DIR_ENV} or <repo>/runs/services/wes).",
-)
-_url_option = click.option(
-    "--wes-url",
-    envvar="WES_URL",
-    metavar="URL",
-    help="WES endpoint (default $WES_URL, else the local stack's). Credentials: WES_USER/WES_PASSWORD or ~/.netrc.",
-)
-
-
-@click.group("wes")
-def wes_cli() -> None:
-    """A local Toil WES endpoint (Redis + Celery + toil server + nginx basic auth), and a WES client."""
-
-
-@wes_cli.command("up")
-@_state_option
-@click.option("--port", type=int, help=f"Port of the endpoint (default {DEFAULT_PORT}).")
-@click.option("--workers", type=int, help=f"Runs executed at once (default {DEFAULT_WORKERS}).")
-@click.option(
-    "--engine-opt",
-    "engine_opts",
-    multiple=True,
-    metavar="OPT",
-    help="A toil-cwl-runner option for every run, as --name=value (repeat), e.g. --engine-opt=--batchSystem=slurm.",
-)
-def up_cmd(
-    state_dir: Path | None, port: int | None, workers: int | None, engine_opts: tuple[str, ...]
-) -> None:
-    """Start the stack (or reuse it); prints the endpoint URL last."""
-    service = up(
-        state_dir, port=port, workers=workers, engine_opts=list(engine_opts) or None, progress=notice
-    )
-    notice(
-        f"credentials: user {service.user!r}, password in {service.password_file} (mode 600); "
-        f'export WES_USER={service.user} WES_PASSWORD="$(cat {service.password_file})"'
-    )
-    notice(f"runs and logs in {service.state_dir}")
-    click.echo(service.url)
-
-
-@wes_cli.command("down")
-@_state_option
-def down_cmd(state_dir: Path | None) -> None:
-    """Stop every process of the stack; queued runs wait in Redis for the next `up`."""
-    down(state_dir, progress=notice)
-    notice("WES stack stopped")
-
-
-@wes_cli.command("status")
-@_state_option
-@click.argument("run_id", required=False)
-@_url_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def status_cmd(state_dir: Path | None, run_id: str | None, wes_url: str | None, as_json: bool) -> None:
-    """Without RUN_ID: the local stack (exit 3 unless up). With RUN_ID: that run's state."""
-    if run_id:
-        client = _client(wes_url, state_dir)
-        state = client.status(run_id)
-        click.echo(json.dumps({"run_id": run_id, "state": state}) if as_json else state)
-        return
-    report = status(state_dir)
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
-    else:
-        for name, pid in report.pids.items():
-            colour = "green" if pid else "red"
-            out.print(f"{name:7} [{colour}]{'up' if pid else 'down':5}[/] pid {pid or '-'}")
-        out.print(f"endpoint {report.url} {'answers' if report.answers else 'does not answer'}")
-        err.print(f"state dir: {report.state_dir}")
-    if not report.up:
-        sys.exit(3)
-
-
-def _client(wes_url: str | None, state_dir: Path | None) -> Any:
-    from ..runners.wes import WesClient, resolve_url
-
-    url = resolve_url(wes_url, state_dir)
-    return WesClient.from_environment(url, state_dir)
-
-
-@wes_cli.command("list")
-@_url_option
-@_state_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def list_cmd(wes_url: str | None, state_dir: Path | None, as_json: bool) -> None:
-    """Every run the endpoint knows, with its state."""
-    runs = list(_client(wes_url, state_dir).list_runs())
-    if as_json:
-        click.echo(json.dumps(runs, indent=2))
-        return
-    for run in runs:
-        click.echo(f"{run['run_id']}\t{run['state']}")
-
-
-@wes_cli.command("logs")
-@click.argument("run_id")
-@_url_option
-@_state_option
-@click.option("--stdout", "which", flag_value="stdout", help="The engine's stdout (the CWL output object).")
-@click.option("--stderr", "which", flag_value="stderr", default=True, help="The engine's log (default).")
-def logs_cmd(run_id: str, wes_url: str | None, state_dir: Path | None, which: str) -> None:
-    """The run's state, command and exit code on stderr, then its log on stdout."""
-    client = _client(wes_url, state_dir)
-    log = client.run_log(run_id)
-    run_log = log.get("run_log") or {}
-    notice(f"{run_id}: {log.get('state')} (exit {run_log.get('exit_code')})")
-    click.echo(client.log_text(run_id, which), nl=False)
-
-
-@wes_cli.command("cancel")
-@click.argument("run_id")
-@_url_option
-@_state_option
-@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until the run is CANCELED.")
-def cancel_cmd(run_id: str, wes_url: str | None, state_dir: Path | None, wait: bool) -> None:
-    """Cancel a run; prints its final state."""
-    client = _client(wes_url, state_dir)
-    client.cancel(run_id)
-    click.echo(client.wait(run_id, timeout=120) if wait else client.status(run_id))

@@ -3,4 +3,4 @@
 Runners never import this package (DESIGN.md §2); the CWL file is the only contract between them.
 """
 
-__all__ = ["cli", "dask_cluster", "download", "errors", "output", "stac"]
+__all__ = ["cli", "dask_cluster", "download", "errors", "output", "raster", "s2", "search", "stac"]

@@ -1,4 +1,9 @@
-"""The ``eopack`` command: parse arguments, call, print. No logic lives here."""
+"""The ``eopack`` command: every click command lives in this package (nothing else imports click).
+
+This module holds the top group and the commands of running packages (list, validate, run,
+sample-data, new); the others are in ``images``, ``ogc``, ``publish``, ``release`` and ``services``
+(one builder for the up/down/status of all six local services), imported only when used.
+Commands parse, call and print; the logic is in the modules they call."""
 
 from __future__ import annotations
 
@@ -9,37 +14,33 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from . import __version__
-from .console import err, notice, out
-from .errors import EopackError
-from .package import find_package, list_packages, repo_root, validate_package
-from .runners import REGISTRY, RunOptions, get_runner
-from .runners.base import load_job
-from .sample_data import ensure_for_job
-from .sample_data import generate as generate_sample_data
-from .scaffold import create
+from .. import __version__
+from ..console import err, notice, out
+from ..errors import EopackError, RunFailedError
+from ..job import load_job
+from ..package import find_package, list_packages, repo_root, tested_runners, validate_package
+from ..runners import REGISTRY, RunOptions, get_runner
+from ..sample_data import ensure_for_job
+from ..sample_data import generate as generate_sample_data
+from ..scaffold import create
 
-__all__ = ["main"]
-
-
-def tested_runners(app: str, root: Path) -> list[str]:
-    """Runners with a pytest-workflow test for this app (tests/workflows/<app>/<runner>.yml)."""
-    folder = root / "tests" / "workflows" / app
-    return sorted(p.stem.removeprefix("test_") for p in folder.glob("*.yml")) if folder.is_dir() else []
+__all__ = ["cli", "main"]
 
 
 # Commands that live in their own modules, imported only when used: the services, OGC and release
 # code pulls in requests, kubernetes schemas and more, which `eopack run` should not pay for.
 LAZY_COMMANDS = {
     "describe": ".ogc:describe_cmd",
-    "gateway": ".services.gateway:gateway_cli",
+    "docker": ".services:docker_cli",
+    "gateway": ".services:gateway_cli",
     "images": ".images:images_cli",
     "ogc": ".ogc:ogc_cli",
     "publish": ".publish:publish_cmd",
+    "registry": ".services:registry_cli",
     "release": ".release:release_cmd",
-    "slurm": ".services.slurm:slurm_cli",
-    "stac": ".services.stac:stac_cli",
-    "wes": ".services.wes:wes_cli",
+    "slurm": ".services:slurm_cli",
+    "stac": ".services:stac_cli",
+    "wes": ".services:wes_cli",
 }
 
 
@@ -179,18 +180,14 @@ def run(
     if not result.ok:
         for line in result.errors:
             err.print(f"[red]{line}[/]")
-        err.print(
-            f"[red]eopack: {pkg.name} {result.status.value} on {runner_name} (exit {result.exit_code}); "
-            f"log: {result.log}[/]"
-        )
-        sys.exit(result.exit_code)
+        raise RunFailedError(pkg.name, runner_name, result.exit_code, result.status.value, result.log)
     if dry_run:
         notice(f"{pkg.name} not run (--dry-run); what {runner_name} would run is in {result.run_dir}/.eopack")
     else:
         notice(f"{pkg.name} succeeded on {runner_name}; results in {result.run_dir}")
     click.echo(str(result.catalog) if result.catalog else str(result.run_dir))
     if publish_url and not dry_run:
-        from .publish import publish_and_report
+        from .publish import publish_and_report  # lazy: requests and pystac only when publishing
 
         publish_and_report(result.run_dir, publish_url)
 

@@ -1,0 +1,48 @@
+"""Docker probes: does a daemon answer, is an image there (the ``docker`` client, nothing started)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+__all__ = ["daemon_answers", "image_exists", "image_info"]
+
+
+def daemon_answers(timeout: float = 5.0) -> bool:
+    """True when ``docker info`` succeeds, i.e. a daemon answers the client as configured."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        proc = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
+    return proc.returncode == 0
+
+
+def image_exists(ref: str, timeout: float = 10.0) -> bool:
+    """True when the daemon holds ``ref`` locally (a tag, ``repo@sha256:...`` or an image id)."""
+    return image_info(ref, timeout) is not None
+
+
+def image_info(ref: str, timeout: float = 10.0) -> dict[str, object] | None:
+    """``docker image inspect`` of ``ref`` as a dict, or None when the image (or the daemon) is absent."""
+    try:
+        proc = subprocess.run(
+            ["docker", "image", "inspect", ref],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (subprocess.TimeoutExpired, FileNotFoundError):
+        return None
+    if proc.returncode != 0:
+        return None
+    data = json.loads(proc.stdout or "[]")
+    return data[0] if data else None

@@ -1,0 +1,120 @@
+"""The runner side's import rules (DESIGN.md §2), read from the source with ``ast``: what a module may
+import follows from the role its folder gives it, and no import circle exists."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "runners" / "eopack"
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (top level or inside functions), absolute, ``eopack`` ones resolved."""
+    module = _module(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.add(target)
+            # `from . import wes` imports the module eopack.x.wes, not just the package
+            found.update(f"{target}.{alias.name}" for alias in node.names)
+    return found
+
+
+MODULES = {_module(p): p for p in sorted(SRC.rglob("*.py"))}
+GRAPH = {
+    name: {i for i in _imports(path) if i in MODULES and i != name and not name.startswith(i + ".")}
+    for name, path in MODULES.items()
+}
+
+
+def _role(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_the_source_tree_was_found() -> None:
+    assert {"eopack.commands", "eopack.clients.http", "eopack.runners.base", "eopack.services.base"} <= set(
+        MODULES
+    )
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _role(n) == "runners"))
+def test_runners_import_no_service_or_command(name: str) -> None:
+    bad = sorted(i for i in GRAPH[name] if _role(i) in ("services", "commands"))
+    assert not bad, f"{name} imports {bad}: runners use clients, job, package and dask"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _role(n) == "clients"))
+def test_clients_import_only_errors_and_the_http_helper(name: str) -> None:
+    bad = sorted(
+        i for i in GRAPH[name] if i not in ("eopack.errors", "eopack.clients", "eopack.clients.http")
+    )
+    assert not bad, f"{name} imports {bad}: a client imports only eopack.errors and eopack.clients.http"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if _role(n) == "services"))
+def test_services_import_no_command_or_runner(name: str) -> None:
+    bad = sorted(i for i in GRAPH[name] if _role(i) in ("commands", "runners"))
+    assert not bad, f"{name} imports {bad}: services manage daemons and use clients"
+
+
+def test_only_commands_import_click() -> None:
+    users = sorted(
+        name
+        for name, path in MODULES.items()
+        if _role(name) != "commands" and any(i == "click" or i.startswith("click.") for i in _imports(path))
+    )
+    assert not users, f"click is imported outside eopack.commands by {users}"
+
+
+def test_no_import_circle() -> None:
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        stack.append(name)
+        for dep in sorted(GRAPH[name]):
+            if state.get(dep) == 1:
+                circle = [*stack[stack.index(dep) :], dep]
+                pytest.fail("import circle: " + " -> ".join(circle))
+            if dep not in state:
+                visit(dep)
+        stack.pop()
+        state[name] = 2
+
+    for name in sorted(GRAPH):
+        if name not in state:
+            visit(name)
+
+
+def test_the_rules_catch_a_violation(tmp_path: Path) -> None:
+    """The parser sees relative and function-local imports (the ones that hid the old circle)."""
+    fake = SRC / "runners" / "_probe_for_test.py"
+    code = "def f():\n    from ..services import wes\n    import click\n"
+    found = {i for i in ast.walk(ast.parse(code)) if isinstance(i, ast.ImportFrom | ast.Import)}
+    assert len(found) == 2
+    fake_imports = set()
+    try:
+        fake.write_text(code)
+        fake_imports = _imports(fake)
+    finally:
+        fake.unlink(missing_ok=True)
+    assert {"eopack.services", "eopack.services.wes", "click"} <= fake_imports
