@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from eopack.services.stac import StacStack
 from eopack.services.stac import down as stac_down
 from eopack.services.stac import preflight as stac_preflight
 from eopack.services.stac import up as stac_up
+from eopack_cli import Eopack
 
 __all__ = [
     "Eopack",
@@ -53,51 +54,6 @@ VENV_BIN = Path(sys.executable).parent
 def root() -> Path:
     """The repository root (the tests' one ROOT)."""
     return ROOT
-
-
-class Eopack:
-    """The real ``eopack`` CLI as a user runs it: the venv first on PATH, from the repository root.
-
-    Loopback URLs are allowed (the tests' image server); ``env`` adds or overrides variables.
-    """
-
-    def __init__(self, cwd: Path) -> None:
-        self.cwd = cwd
-
-    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-        return {
-            **os.environ,
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-            "EOPACK_ALLOW_PRIVATE_URLS": "1",
-            **(extra or {}),
-        }
-
-    def __call__(
-        self,
-        *args: str,
-        env: Mapping[str, str] | None = None,
-        timeout: float = 900,
-        cwd: Path | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "eopack", *args],
-            capture_output=True,
-            text=True,
-            env=self.env(env),
-            cwd=cwd or self.cwd,
-            timeout=timeout,
-            check=False,
-        )
-
-    def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "eopack", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=self.env(env),
-            cwd=self.cwd,
-        )
 
 
 @pytest.fixture(scope="session")

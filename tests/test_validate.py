@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-APPS = sorted(p.name for p in (ROOT / "app-packages").iterdir() if (p / f"{p.name}.cwl").exists())
+from eopack.package import list_packages
+from eopack_cli import Eopack
+
+APPS = sorted(p.name for p in list_packages())
 
 
-def eopack(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eopack", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-
-
-def test_repo_packages_are_valid() -> None:
+def test_repo_packages_are_valid(eopack: Eopack) -> None:
     proc = eopack("validate")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for app in APPS:
@@ -28,10 +24,10 @@ def test_repo_packages_are_valid() -> None:
 
 
 @pytest.mark.parametrize("app", APPS)
-def test_plain_cwltool_validates(app: str) -> None:
+def test_plain_cwltool_validates(app: str, root: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "cwltool", "--validate", f"app-packages/{app}/{app}.cwl"],
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         text=True,
         check=False,
@@ -41,10 +37,10 @@ def test_plain_cwltool_validates(app: str) -> None:
 
 
 @pytest.fixture
-def repo_copy(tmp_path: Path) -> Path:
+def repo_copy(tmp_path: Path, root: Path) -> Path:
     """A copy of the repository layout, so packages can be broken without touching the real ones."""
     for part in ("app-packages", "tools", "containers", "pyproject.toml"):
-        src = ROOT / part
+        src = root / part
         if src.is_dir():
             shutil.copytree(src, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
@@ -110,14 +106,14 @@ CASES = [
 
 
 @pytest.mark.parametrize(("old", "new", "line"), CASES, ids=[c[2].split(": ")[2][:40] for c in CASES])
-def test_violation_is_one_clear_line(repo_copy: Path, old: str, new: str, line: str) -> None:
+def test_violation_is_one_clear_line(eopack: Eopack, repo_copy: Path, old: str, new: str, line: str) -> None:
     _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", old, new)
     proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
     assert proc.returncode == 1
     assert any(out.startswith(line) for out in proc.stdout.splitlines()), proc.stdout
 
 
-def test_dask_under_requirements_is_refused_by_cwltool_and_us(repo_copy: Path) -> None:
+def test_dask_under_requirements_is_refused_by_cwltool_and_us(eopack: Eopack, repo_copy: Path) -> None:
     cwl = repo_copy / "app-packages/convert-url/convert-url.cwl"
     _edit(
         cwl,
@@ -138,7 +134,7 @@ def test_dask_under_requirements_is_refused_by_cwltool_and_us(repo_copy: Path) -
     assert ": fix what cwltool --validate reports" in proc.stdout  # cwltool rejects it too
 
 
-def test_version_must_match_the_tool(repo_copy: Path) -> None:
+def test_version_must_match_the_tool(eopack: Eopack, repo_copy: Path) -> None:
     _edit(repo_copy / "tools/convert-url/pyproject.toml", r'^version = ".*"$', 'version = "9.9.9"')
     proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
     assert proc.returncode == 1
@@ -148,13 +144,13 @@ def test_version_must_match_the_tool(repo_copy: Path) -> None:
     )
 
 
-def test_missing_dask_fields_each_named(repo_copy: Path) -> None:
+def test_missing_dask_fields_each_named(eopack: Eopack, repo_copy: Path) -> None:
     _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", r"^        clusterMaxMemory: .*\n", "")
     proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
     assert "field 'clusterMaxMemory' is missing" in proc.stdout
 
 
-def test_unknown_app_lists_available() -> None:
+def test_unknown_app_lists_available(eopack: Eopack) -> None:
     proc = eopack("validate", "no-such-app")
     assert proc.returncode == 2
     assert "No application package 'no-such-app'" in proc.stderr and "convert-url" in proc.stderr
