@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,32 +21,19 @@ from outputs import assert_same_outputs
 
 from eopack.package import Package, list_packages, short_id
 from eopack.services import slurm
+from eopack_cli import Eopack
 from eopack_eo_common.stac import validate_tree
 
 pytestmark = pytest.mark.slurm
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = list_packages(ROOT)
+PACKAGES = list_packages()
 TIMINGS: dict[str, dict[str, float]] = {}
 
 
-def eopack(*args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
+def timed(eopack: Eopack, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run the real CLI; returns the process and its wall time in seconds."""
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "EOPACK_ALLOW_PRIVATE_URLS": "1",
-    }
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "eopack", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=timeout,
-        check=False,
-    )
+    proc = eopack(*args, timeout=600)
     return proc, time.monotonic() - start
 
 
@@ -74,10 +60,10 @@ def slurm_jobs() -> dict[str, tuple[str, str]]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def report_timings() -> Iterator[None]:
+def report_timings(root: Path) -> Iterator[None]:
     yield
     if TIMINGS:
-        out = ROOT / "runs" / "benchmarks" / "hpc-timings.json"
+        out = root / "runs" / "benchmarks" / "hpc-timings.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(TIMINGS, indent=2) + "\n")
 
@@ -98,14 +84,19 @@ KNOWN_DIFFERENCES: dict[str, str] = {}
     ids=[p.name for p in PACKAGES],
 )
 def test_package_on_slurm_matches_cwltool(
-    pkg: Package, slurm_cluster: slurm.SlurmCluster, tmp_path: Path, image_server: str, sample_catalog: Path
+    eopack: Eopack,
+    pkg: Package,
+    slurm_cluster: slurm.SlurmCluster,
+    tmp_path: Path,
+    image_server: str,
+    sample_catalog: Path,
 ) -> None:
     job = job_for(pkg, tmp_path, image_server)
-    ref, t_cwltool = eopack("run", pkg.name, str(job), "--outdir", str(tmp_path / "cwltool"), "-q")
+    ref, t_cwltool = timed(eopack, "run", pkg.name, str(job), "--outdir", str(tmp_path / "cwltool"), "-q")
     assert ref.returncode == 0, ref.stderr[-2000:]
     before = slurm_jobs()
-    proc, t_slurm = eopack(
-        "run", pkg.name, str(job), "--runner", "toil-slurm", "--outdir", str(tmp_path / "slurm"), "-q"
+    proc, t_slurm = timed(
+        eopack, "run", pkg.name, str(job), "--runner", "toil-slurm", "--outdir", str(tmp_path / "slurm"), "-q"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     TIMINGS[pkg.name] = {"cwltool": round(t_cwltool, 1), "toil-slurm": round(t_slurm, 1)}
@@ -125,12 +116,15 @@ def test_package_on_slurm_matches_cwltool(
     assert not (meta / "jobstore").exists()  # Toil cleans the job store of a successful run
 
 
-def test_failing_package_surfaces_the_tool_error(slurm_cluster: slurm.SlurmCluster, tmp_path: Path) -> None:
+def test_failing_package_surfaces_the_tool_error(
+    eopack: Eopack, root: Path, slurm_cluster: slurm.SlurmCluster, tmp_path: Path
+) -> None:
     before = slurm_jobs()
-    proc, _ = eopack(
+    proc, _ = timed(
+        eopack,
         "run",
         "ndvi",
-        str(ROOT / "tests/workflows/ndvi/bad-bbox.yml"),
+        str(root / "tests/workflows/ndvi/bad-bbox.yml"),
         "--runner",
         "toil-slurm",
         "--outdir",
@@ -155,8 +149,8 @@ def test_failing_package_surfaces_the_tool_error(slurm_cluster: slurm.SlurmClust
     ]
     assert new == ["FAILED"]
     # The job store is kept for a restart, and a plain rerun is told so in one line.
-    again, _ = eopack(
-        "run", "ndvi", str(ROOT / "tests/workflows/ndvi/bad-bbox.yml"), "--runner", "toil-slurm",
+    again, _ = timed(eopack,
+        "run", "ndvi", str(root / "tests/workflows/ndvi/bad-bbox.yml"), "--runner", "toil-slurm",
         "--outdir", str(tmp_path / "run"), "-q",
     )  # fmt: skip
     assert again.returncode == 1
@@ -177,19 +171,12 @@ def _leader_pid(outdir: Path) -> int | None:
 
 
 def test_restart_after_the_leader_dies_resumes_from_the_job_store(
-    slurm_cluster: slurm.SlurmCluster, tmp_path: Path, sample_catalog: Path
+    eopack: Eopack, root: Path, slurm_cluster: slurm.SlurmCluster, tmp_path: Path, sample_catalog: Path
 ) -> None:
     outdir = tmp_path / "run"
-    job = ROOT / "app-packages/ndvi/examples/default.yml"
-    cmd = [sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--runner", "toil-slurm"]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    first = subprocess.Popen(
-        [*cmd, "--outdir", str(outdir), "-q"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    job = root / "app-packages/ndvi/examples/default.yml"
+    first = eopack.popen(
+        "run", "ndvi", str(job), "--runner", "toil-slurm", "--outdir", str(outdir), "-q", allow_private=False
     )
     try:
         deadline = time.monotonic() + 180
@@ -210,8 +197,18 @@ def test_restart_after_the_leader_dies_resumes_from_the_job_store(
     assert (outdir / ".eopack" / "jobstore").is_dir()
     assert not (outdir / "ndvi_results").exists()
 
-    proc, _ = eopack(
-        "run", "ndvi", str(job), "--runner", "toil-slurm", "--outdir", str(outdir), "-q", "--", "--restart"
+    proc, _ = timed(
+        eopack,
+        "run",
+        "ndvi",
+        str(job),
+        "--runner",
+        "toil-slurm",
+        "--outdir",
+        str(outdir),
+        "-q",
+        "--",
+        "--restart",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = (outdir / ".eopack" / "toil.log").read_text()

@@ -47,12 +47,14 @@ class Eopack:
             check=False,
         )
 
-    def popen(self, *args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
+    def popen(
+        self, *args: str, env: Mapping[str, str] | None = None, allow_private: bool = True
+    ) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "eopack", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=self.env(env),
+            env=self.env(env, allow_private),
             cwd=self.cwd,
         )
