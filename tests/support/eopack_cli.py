@@ -31,14 +31,14 @@ class Eopack:
 
     def __call__(
         self,
-        *args: str,
+        *args: str | Path,
         env: Mapping[str, str] | None = None,
         timeout: float = 900,
         cwd: Path | None = None,
         allow_private: bool = True,
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "eopack", *args],
+            [sys.executable, "-m", "eopack", *map(str, args)],
             capture_output=True,
             text=True,
             env=self.env(env, allow_private),
