@@ -1,4 +1,4 @@
-"""Build the packages' container images: ``eopack images build [APP...]`` and ``eopack images list``.
+"""Build the packages' container images (for ``eopack images build|list``, defined in eopack.commands).
 
 Every app has ``containers/<app>/Dockerfile``, built from the repository root with the legacy
 builder (``docker build --network host``) and tagged ``eopack/<app>:<s:softwareVersion>``, which must

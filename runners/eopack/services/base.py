@@ -17,6 +17,7 @@ Process plumbing (spawn, stop, ports, /proc) is in ``_proc``; no click here (com
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, fields
@@ -28,7 +29,17 @@ from ..console import Progress
 from ..errors import ServiceUnavailableError
 from . import _proc
 
-__all__ = ["JsonState", "Progress", "Rollback", "owned_pid", "quiet", "sweep", "write_secret"]
+__all__ = [
+    "JsonState",
+    "Progress",
+    "Rollback",
+    "nginx",
+    "nginx_command",
+    "owned_pid",
+    "quiet",
+    "sweep",
+    "write_secret",
+]
 
 
 def quiet(_message: str) -> None:
@@ -119,3 +130,14 @@ def sweep(
     if still:
         names = ", ".join(f"{p.pid} {p.name}" for p in still)
         raise ServiceUnavailableError(service, f"processes survived the stop: {names}", "Kill them by pid.")
+
+
+def nginx() -> Path | None:
+    """The nginx binary (PATH, else Debian's /usr/sbin/nginx, which a non-root PATH may lack)."""
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+    return Path(found) if found else None
+
+
+def nginx_command(binary: Path, prefix: Path, conf: Path, error_log: Path) -> list[str]:
+    """nginx with everything under ``prefix`` (temp files, pid) and its own config and error log."""
+    return [str(binary), "-p", str(prefix), "-e", str(error_log), "-c", str(conf)]

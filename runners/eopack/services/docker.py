@@ -22,6 +22,7 @@ from .. import package
 from ..clients.docker import daemon_answers, image_exists, image_info
 from ..errors import ServiceUnavailableError
 from . import _proc
+from .base import owned_pid
 
 __all__ = [
     "SERVICE",
@@ -68,8 +69,8 @@ class DaemonStatus:
 
 def status(root: Path | None = None) -> DaemonStatus:
     base = state_dir(root)
-    pid = _proc.read_pid(base / "dockerd.pid")
-    return DaemonStatus(daemon_answers(), pid if _proc.pid_alive(pid) else None, base / "dockerd.log")
+    pid = owned_pid(base / "dockerd.pid", base)
+    return DaemonStatus(daemon_answers(), pid, base / "dockerd.log")
 
 
 def ensure_daemon(root: Path | None = None, timeout: float = START_TIMEOUT) -> DaemonStatus:
@@ -99,9 +100,8 @@ def ensure_daemon(root: Path | None = None, timeout: float = START_TIMEOUT) -> D
     base = state_dir(root)
     base.mkdir(parents=True, exist_ok=True)
     pid_file, log = base / "dockerd.pid", base / "dockerd.log"
-    if _proc.pid_alive(_proc.read_pid(pid_file)):
-        pid = _proc.read_pid(pid_file)  # ours, still starting (or stuck): wait for it rather than start twice
-    else:
+    pid = owned_pid(pid_file, base)  # ours, still starting (or stuck): wait for it rather than start twice
+    if pid is None:
         print(f"eopack: starting dockerd (log {log})", file=sys.stderr)
         pid = _proc.spawn([dockerd], log=log, cwd=base, pid_file=pid_file)
     if not _proc.wait_until(daemon_answers, timeout, interval=0.5):
@@ -118,7 +118,7 @@ def ensure_daemon(root: Path | None = None, timeout: float = START_TIMEOUT) -> D
 def down(root: Path | None = None) -> bool:
     """Stop the dockerd eopack started (never a daemon someone else runs); True when none is left."""
     pid_file = state_dir(root) / "dockerd.pid"
-    pid = _proc.read_pid(pid_file)
+    pid = owned_pid(pid_file, state_dir(root))  # a recycled pid is not ours to stop
     stopped = _proc.stop_pid(pid, timeout=30.0)
     if stopped:
         pid_file.unlink(missing_ok=True)

@@ -19,7 +19,7 @@ from .. import package
 from ..clients.http import http_status
 from ..errors import ServiceUnavailableError
 from . import _proc
-from .base import Rollback
+from .base import Rollback, owned_pid
 
 __all__ = [
     "DEFAULT_PORT",
@@ -86,8 +86,8 @@ def status(root: Path | None = None, port: int = DEFAULT_PORT) -> Registry | Non
     """The registry answering on 127.0.0.1:``port`` (ours or not), or None."""
     if not _answers(_proc.LOOPBACK, port):
         return None
-    pid = _proc.read_pid(state_dir(root) / "registry.pid")
-    return Registry(_proc.LOOPBACK, port, pid if _proc.pid_alive(pid) else None, state_dir(root))
+    pid = owned_pid(state_dir(root) / "registry.pid", state_dir(root))
+    return Registry(_proc.LOOPBACK, port, pid, state_dir(root))
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def up(root: Path | None = None, port: int = DEFAULT_PORT) -> Registry:
 def down(root: Path | None = None) -> bool:
     """Stop the registry eopack started (its data stays in runs/services/registry/data)."""
     pid_file = state_dir(root) / "registry.pid"
-    stopped = _proc.stop_pid(_proc.read_pid(pid_file))
+    stopped = _proc.stop_pid(owned_pid(pid_file, state_dir(root)))  # a recycled pid is not ours
     if stopped:
         pid_file.unlink(missing_ok=True)
     return stopped

@@ -36,7 +36,7 @@ from .. import package, sample_data
 from ..clients.stac import STRUCTURAL_RELS
 from ..errors import ServiceUnavailableError
 from . import _proc
-from .base import JsonState, Progress, Rollback, owned_pid, quiet, sweep
+from .base import JsonState, Progress, Rollback, nginx, nginx_command, owned_pid, quiet, sweep
 
 __all__ = [
     "DEFAULT_API_PORT",
@@ -197,8 +197,7 @@ def _postgis_control(bindir: Path) -> Path | None:
 
 
 def _nginx() -> Path | None:
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-    return Path(found) if found else None
+    return nginx()
 
 
 def _pg_os_user() -> str | None:
@@ -561,8 +560,8 @@ def _nginx_pid(layout: _Layout) -> int | None:
 
 def _start_nginx(layout: _Layout, data_dir: Path, port: int) -> int:
     """Start nginx, or reload it when it runs with an older config (e.g. another data dir)."""
-    nginx = _nginx()
-    assert nginx is not None  # preflight
+    binary = _nginx()
+    assert binary is not None  # preflight
     (layout.nginx / "tmp").mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)
     layout.published.mkdir(parents=True, exist_ok=True)
@@ -574,15 +573,7 @@ def _start_nginx(layout: _Layout, data_dir: Path, port: int) -> int:
         if changed:
             os.kill(running, signal.SIGHUP)
         return running
-    cmd = [
-        str(nginx),
-        "-p",
-        str(layout.nginx),
-        "-e",
-        str(layout.logs / "nginx-error.log"),
-        "-c",
-        str(layout.nginx_conf),
-    ]
+    cmd = nginx_command(binary, layout.nginx, layout.nginx_conf, layout.logs / "nginx-error.log")
     _proc.run_checked(
         cmd,
         service=SERVICE,

@@ -46,8 +46,18 @@ from .. import package
 from ..clients import wes as client
 from ..clients.wes import API_PATH, STATE_DIR_ENV, WesClient
 from ..errors import EopackError, ServiceUnavailableError
-from . import _proc
-from .base import JsonState, Progress, Rollback, owned_pid, quiet, sweep, write_secret
+from . import _proc, slurm
+from .base import (
+    JsonState,
+    Progress,
+    Rollback,
+    nginx,
+    nginx_command,
+    owned_pid,
+    quiet,
+    sweep,
+    write_secret,
+)
 
 __all__ = [
     "API_PATH",
@@ -335,15 +345,10 @@ def _worker_env(layout: _Layout, venv: Path) -> dict[str, str]:
         "PYTHONPATH": str(wes_dir()),
         "EOPACK_WES_BROKER_FILE": str(layout.broker_file),
     }
-    try:
-        from . import slurm
-
-        # eopack's own Slurm (runs/services/slurm) unless the machine has a cluster configured;
-        # set even before that cluster exists, so `--batchSystem=slurm` works once it is up.
-        if not slurm.SYSTEM_CONF.exists():
-            env["SLURM_CONF"] = str(slurm.config_path())
-    except (ImportError, AttributeError):  # Slurm support is optional for WES
-        pass
+    # eopack's own Slurm (runs/services/slurm) unless the machine has a cluster configured;
+    # set even before that cluster exists, so `--batchSystem=slurm` works once it is up.
+    if not slurm.SYSTEM_CONF.exists():
+        env["SLURM_CONF"] = str(slurm.config_path())
     env.update({name: os.environ[name] for name in WORKER_ENV if name in os.environ})
     env[TOOL_ENV] = ",".join(name for name in WORKER_ENV if name in env)
     return env
@@ -464,19 +469,11 @@ def _start_server(layout: _Layout, venv: Path, state: _State) -> int:
 
 
 def _start_nginx(layout: _Layout) -> int:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if nginx is None:
+    binary = nginx()
+    if binary is None:
         raise ServiceUnavailableError(SERVICE, "nginx is not installed", SETUP_FIX)
     return _proc.spawn(
-        [
-            nginx,
-            "-p",
-            str(layout.nginx),
-            "-e",
-            str(layout.logs / "nginx-error.log"),
-            "-c",
-            str(layout.nginx_conf),
-        ],
+        nginx_command(binary, layout.nginx, layout.nginx_conf, layout.logs / "nginx-error.log"),
         log=layout.logs / "nginx.log",
         cwd=layout.nginx,
         pid_file=layout.pid["nginx"],
