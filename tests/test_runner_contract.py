@@ -115,6 +115,8 @@ class RunnerContract:
     runner: ClassVar[str]
     fail_args: ClassVar[tuple[str, ...]] = ()  # engine options of the failure run (no retries)
     cancellable: ClassVar[str] = ""  # why cancellation is not supported, when it is not
+    # Known bug, when set: Ctrl-C stops the run but leaves the tool's container running.
+    cancel_leaves_container: ClassVar[str] = ""
     # Why this runner cannot use the suite's gateway (it always has a password), when it cannot.
     gateway_password: ClassVar[str] = ""
 
@@ -206,10 +208,19 @@ class RunnerContract:
         assert "Traceback" not in proc.stderr
 
     def test_ctrl_c_cancels_the_run_and_its_tool(
-        self, eopack: Any, target: Any, containers: list[str], image_server: str, tmp_path: Path
+        self,
+        request: pytest.FixtureRequest,
+        eopack: Any,
+        target: Any,
+        containers: list[str],
+        image_server: str,
+        tmp_path: Path,
     ) -> None:
         if self.cancellable:
             pytest.skip(self.cancellable)
+        if self.cancel_leaves_container and not containers:
+            # A known bug, strict: the day it is fixed this cell fails until the mark goes.
+            request.node.add_marker(pytest.mark.xfail(reason=self.cancel_leaves_container, strict=True))
         tag = uuid.uuid4().hex
         job = tmp_path / "slow.yml"
         job.write_text(
@@ -237,8 +248,8 @@ class RunnerContract:
     def dask(self, request: pytest.FixtureRequest) -> tuple[list[str], dict[str, str]]:
         if request.param == "local-dask":
             return [], {}
-        if self.gateway_password:
-            pytest.skip(self.gateway_password)
+        if self.gateway_password and request.getfixturevalue("containers"):
+            pytest.skip(self.gateway_password)  # with the image the run is refused before it needs one
         gw = request.getfixturevalue("dask_gateway")
         return ["--dask-gateway-url", gw.url], {"EOPACK_GATEWAY_STATE_DIR": str(gw.state_dir)}
 
@@ -279,9 +290,16 @@ TOIL_PASSWORD = (
 )
 
 
+TOIL_CANCEL = (
+    "Ctrl-C stops the Toil leader but the tool's Docker container keeps running until the tool ends "
+    "(Toil does not stop cwltool's containers when killed); runs without the image are clean"
+)
+
+
 class TestToil(RunnerContract):
     runner = "toil"
     fail_args = ("--retryCount", "0")
+    cancel_leaves_container = TOIL_CANCEL
     gateway_password = TOIL_PASSWORD
 
 
@@ -305,6 +323,7 @@ class TestToilSlurm(RunnerContract):
 class TestWes(RunnerContract):
     runner = "wes"
     fail_args = ("--retryCount=0",)
+    cancel_leaves_container = TOIL_CANCEL + " (the WES workers run Toil)"
     gateway_password = (
         "the WES workers give tools the site's variables but never a secret, and the suite's gateway has a "
         "password: run this cell against a gateway without one (see docs/security.md)"
