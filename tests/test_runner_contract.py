@@ -310,6 +310,7 @@ class TestToilSlurm(RunnerContract):
     cancellable = (
         "Ctrl-C on a toil-slurm run leaves its Slurm job to Toil's restart (test_slurm.py covers it)"
     )
+    gateway_password = TOIL_PASSWORD
 
     @pytest.fixture
     def target(
