@@ -10,7 +10,7 @@ export UV_NATIVE_TLS ?= 1
 UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.cache/uv/bin/uv)
 RUN := $(UV) run --frozen --no-sync
 
-.PHONY: help setup demo test lint clean stac-up stac-down gateway-up gateway-down wes-up wes-down slurm-up slurm-down
+.PHONY: help setup demo test check lint clean stac-up stac-down gateway-up gateway-down wes-up wes-down slurm-up slurm-down
 
 help: ## Show the targets
 	@grep -hE '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -26,14 +26,16 @@ setup: .venv/.synced ## Install system packages, uv and the locked environment
 demo: setup ## Run the main job on built-in defaults and print where the outputs are
 	$(RUN) python scripts/demo.py
 
-test: setup ## Run the whole test suite (starts the services it needs)
+test: check ## ruff, mypy, `eopack validate`, then the whole test suite (starts the services it needs)
 	$(RUN) pytest
 
-lint: setup ## ruff, mypy and `eopack validate`
+check: setup ## The static checks `make test` starts with: ruff, mypy, `eopack validate`
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 	$(RUN) mypy
 	$(RUN) eopack validate
+
+lint: check ## `make check`, and the GitHub workflow files against their schema
 	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 stac-up: setup ## Start the local STAC API (pgstac + stac-fastapi + asset server); prints its URL

@@ -40,10 +40,18 @@ if ((${#missing[@]})); then
   fi
 fi
 
-# uv: use the one on PATH, else install it with pip into .cache/uv (no system pip needed).
-UV=${UV:-uv}
-if ! command -v "$UV" >/dev/null 2>&1; then
-  echo "bootstrap: installing uv into .cache/uv"
-  python3 -m venv .cache/uv
-  .cache/uv/bin/pip install --quiet uv
+# uv: use the one on PATH, else install it with pip into .cache/uv (no system pip needed) and copy
+# its binaries where a plain shell finds them (the README's commands start with `uv run`):
+# /usr/local/bin as root, else ~/.local/bin (on PATH in Debian's default ~/.profile).
+if ! command -v uv >/dev/null 2>&1; then
+  if [ ! -x .cache/uv/bin/uv ]; then
+    echo "bootstrap: installing uv into .cache/uv"
+    python3 -m venv .cache/uv
+    .cache/uv/bin/pip install --quiet uv
+  fi
+  if [ "$(id -u)" = 0 ]; then bindir=/usr/local/bin; else bindir="$HOME/.local/bin"; fi
+  mkdir -p "$bindir"
+  install -m 755 .cache/uv/bin/uv .cache/uv/bin/uvx "$bindir"/
+  echo "bootstrap: uv installed as $bindir/uv"
+  case ":$PATH:" in *":$bindir:"*) ;; *) echo "bootstrap: add $bindir to your PATH to run uv from a shell" >&2 ;; esac
 fi

@@ -2,8 +2,8 @@
 
 - ndvi and cloudless-mosaic: generated Sentinel-2 L2A sample data (data/sample, made on first use),
   local Dask, cwltool.
-- convert-url: a generated image is served on 127.0.0.1:8765 (the address in
-  app-packages/convert-url/examples/default.yml) and converted through `eopack run`.
+- convert-url: a generated image is served on a free loopback port and converted through
+  `eopack run` (the package's default job fetches a public image instead; the demo runs offline).
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from eopack_eo_common.stac import validate_tree  # noqa: E402
 from imageserver import ImageServer, make_images  # noqa: E402
-
-DEFAULT_PORT = 8765
 
 
 def eopack_run(app: str, *args: str, env: dict[str, str] | None = None) -> Path:
@@ -46,17 +44,11 @@ def report(app: str, catalog: Path) -> None:
 def demo_convert_url() -> Path:
     images = ROOT / "runs" / "demo-inputs" / "images"
     make_images(images)
-    job: list[str] = []
-    try:
-        server = ImageServer(images, DEFAULT_PORT)
-    except OSError:  # port taken: serve elsewhere and write the job ourselves
-        server = ImageServer(images)
-        job_file = images.parent / "convert-url.yml"
-        job_file.write_text(f"fn: resize\nurl: {server.url}/sample-rgb.png\nsize: 50%\n")
-        job = [str(job_file)]
-    with server:
+    with ImageServer(images) as url:
+        job = images.parent / "convert-url.yml"
+        job.write_text(f"fn: resize\nurl: {url}/sample-rgb.png\nsize: 50%\n")
         # The image is on loopback, which convert-url refuses unless told to trust it.
-        return eopack_run("convert-url", *job, env={"EOPACK_ALLOW_PRIVATE_URLS": "1"})
+        return eopack_run("convert-url", str(job), env={"EOPACK_ALLOW_PRIVATE_URLS": "1"})
 
 
 def main() -> None:

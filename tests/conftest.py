@@ -1,19 +1,121 @@
-"""Fixtures for the cross-package tests: the local STAC API stack (one per session)."""
+"""Fixtures of the cross-package tests: the real CLI, package images and the local services.
+
+Every service fixture is a session fixture built on ``service_state``: a fresh state dir, the
+service's own ``up``, its ``down`` at the end, and the state dir kept for a post-mortem when
+``EOPACK_KEEP_<NAME>_STATE=1``. A service that cannot run here skips with the reason and the fix.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from eopack.services import _proc
-from eopack.services.stac import StacStack, down, preflight, up
+from eopack import images
+from eopack.errors import ServiceUnavailableError
+from eopack.package import list_packages
+from eopack.services import _proc, docker, gateway, slurm, wes
+from eopack.services import s3 as s3_service
+from eopack.services.gateway import Gateway
+from eopack.services.stac import StacStack
+from eopack.services.stac import down as stac_down
+from eopack.services.stac import preflight as stac_preflight
+from eopack.services.stac import up as stac_up
+from eopack_cli import Eopack
 
-__all__ = ["stac_api", "stac_data"]
+__all__ = [
+    "Eopack",
+    "built_images",
+    "dask_gateway",
+    "eopack",
+    "root",
+    "s3_endpoint",
+    "service_state",
+    "slurm_cluster",
+    "stac_api",
+    "stac_data",
+    "start_wes_stack",
+    "wes_service",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+
+# ------------------------------------------------------------------ the repository and the CLI
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    """The repository root (the tests' one ROOT)."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def eopack() -> Eopack:
+    """Run ``eopack ARGS...``; returns the CompletedProcess (exit code, stdout, stderr)."""
+    return Eopack(ROOT)
+
+
+# ------------------------------------------------------------------ package images
+
+
+def _install_docker() -> None:
+    """What `make setup` does as root, for a test session started without it."""
+    if os.geteuid() == 0 and shutil.which("apt-get") and shutil.which("dockerd") is None:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io", "debootstrap"],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            capture_output=True,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def built_images() -> dict[str, images.BuildResult]:
+    """Daemon up, base image present, every package's image built (layer cache makes reruns quick)."""
+    _install_docker()
+    try:
+        docker.ensure_daemon(ROOT)
+    except ServiceUnavailableError as exc:
+        pytest.skip(f"Docker cannot be used here: {exc} (`make images` builds the package images)")
+    results = images.build_images(list_packages(ROOT), ROOT, progress=lambda m: print(m, file=sys.stderr))
+    for result in results:
+        print(f"\n{result.describe()}", file=sys.stderr)
+    return {r.tag: r for r in results}
+
+
+# ------------------------------------------------------------------ services
+
+
+@contextmanager
+def service_state(name: str, down: Callable[[Path], object], mode: int = 0o700) -> Iterator[Path]:
+    """A fresh state dir for service ``name``; ``down(state_dir)`` and removal at the end.
+
+    ``EOPACK_KEEP_<NAME>_STATE=1`` keeps the dir (logs, records) for a post-mortem.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix=f"eopack-{name}-"))
+    state_dir.chmod(mode)
+    try:
+        yield state_dir
+    finally:
+        down(state_dir)
+        if not os.environ.get(f"EOPACK_KEEP_{name.upper()}_STATE"):
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def free_ports(n: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(_proc.free_port())
+    return sorted(ports)
 
 
 @pytest.fixture(scope="session")
@@ -24,60 +126,33 @@ def stac_data(sample_catalog: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def stac_api(stac_data: Path) -> Iterator[StacStack]:
-    """A real STAC API on free loopback ports, in a fresh state dir; torn down after the session.
+    """A real STAC API on free loopback ports (pgstac + stac-fastapi + asset server).
 
-    The state dir is made under /tmp by hand (mode 755), not with tmp_path_factory: pytest's base
-    temp dir is mode 700 and the postgres user has to walk down to its data dir.
+    The state dir is mode 755: the postgres user has to walk down to its data dir.
     """
-    state_dir = Path(tempfile.mkdtemp(prefix="eopack-stac-"))
-    state_dir.chmod(0o755)
-    problems = preflight(state_dir)
-    if problems:
-        shutil.rmtree(state_dir, ignore_errors=True)
-        pytest.skip(
-            f"STAC API stack cannot run here: {'; '.join(problems)} (`make setup` as root installs it)"
-        )
-    ports = sorted({_proc.free_port() for _ in range(6)})[:3]
-    try:
-        yield up(stac_data, state_dir, pg_port=ports[0], api_port=ports[1], assets_port=ports[2])
-    finally:
-        down(state_dir)
-        if not os.environ.get("EOPACK_KEEP_STAC_STATE"):
-            shutil.rmtree(state_dir, ignore_errors=True)
-
-
-# ------------------------------------------------------------------ Dask Gateway (issue 9)
-
-from eopack.services import gateway  # noqa: E402  (appended section)
-from eopack.services.gateway import Gateway  # noqa: E402
+    with service_state("stac", stac_down, mode=0o755) as state_dir:
+        problems = stac_preflight(state_dir)
+        if problems:
+            pytest.skip(
+                f"STAC API stack cannot run here: {'; '.join(problems)} (`make setup` as root installs it)"
+            )
+        pg, api, assets = free_ports(3)
+        yield stac_up(stac_data, state_dir, pg_port=pg, api_port=api, assets_port=assets)
 
 
 @pytest.fixture(scope="session")
 def dask_gateway() -> Iterator[Gateway]:
-    """A real dask-gateway-server on free loopback ports, in a fresh state dir (one per session).
+    """A real dask-gateway-server on free loopback ports.
 
-    Teardown is also the session-end leak check: no test may leave a cluster behind, so it asserts
-    that the gateway lists 0 clusters before stopping it. Set EOPACK_KEEP_GATEWAY_STATE=1 to keep
-    the state dir (cluster logs and records) for a post-mortem.
+    Teardown is also the session-end leak check: no test may leave a cluster behind.
     """
     if gateway.server_command() is None:
         pytest.skip(f"dask-gateway-server is not installed: {gateway.SERVER_FIX}")
-    state_dir = Path(tempfile.mkdtemp(prefix="eopack-gateway-"))
-    ports = sorted({_proc.free_port() for _ in range(4)})[:2]
-    try:
-        gw = gateway.up(state_dir, port=ports[0], proxy_port=ports[1], idle_timeout=300)
-        yield gw
+    with service_state("gateway", gateway.down) as state_dir:
+        port, proxy = free_ports(2)
+        yield gateway.up(state_dir, port=port, proxy_port=proxy, idle_timeout=300)
         left = gateway.status(state_dir).clusters
         assert not left, f"clusters left behind by the test session: {[c.name for c in left]}"
-    finally:
-        gateway.down(state_dir)
-        if not os.environ.get("EOPACK_KEEP_GATEWAY_STATE"):
-            shutil.rmtree(state_dir, ignore_errors=True)
-
-
-# ------------------------------------------------------------------ Slurm (issue 10)
-
-from eopack.services import slurm  # noqa: E402  (appended section)
 
 
 @pytest.fixture(scope="session")
@@ -85,17 +160,16 @@ def slurm_cluster() -> Iterator[slurm.SlurmCluster]:
     """The single-node Slurm of runs/services/slurm, started (and installed, as root) when needed.
 
     A cluster that was already up (`make slurm-up`) is used and left running; one this fixture
-    started is stopped after the session. It skips only when Slurm cannot run on this machine.
+    started is stopped after the session.
     """
     before = slurm.status()
-    if not before.up:
+    if not before.up and os.geteuid() != 0:
         missing = [c for c in ("munged", "slurmctld", "slurmd") if shutil.which(c) is None]
-        if os.geteuid() != 0:
-            pytest.skip(
-                "Slurm needs root to start slurmd"
-                + (f" and {', '.join(missing)} installed" if missing else "")
-                + ": start it with `make slurm-up` as root to include these tests"
-            )
+        pytest.skip(
+            "Slurm needs root to start slurmd"
+            + (f" and {', '.join(missing)} installed" if missing else "")
+            + ": start it with `make slurm-up` as root to include these tests"
+        )
     cluster = slurm.up()
     try:
         yield cluster
@@ -104,15 +178,11 @@ def slurm_cluster() -> Iterator[slurm.SlurmCluster]:
             slurm.down()
 
 
-# ------------------------------------------------------------------ Toil WES (issue 11)
-
-from eopack.services import wes  # noqa: E402  (appended section)
-
-
+@contextmanager
 def start_wes_stack(
-    prefix: str, workers: int, engine_opts: list[str] | None = None
-) -> tuple[Path, wes.WesService]:
-    """A WES stack on a free port in a fresh state dir; skips with the reason when it cannot run."""
+    name: str, workers: int, engine_opts: list[str] | None = None
+) -> Iterator[tuple[Path, wes.WesService]]:
+    """A WES stack on a free port; its workers may fetch from loopback (the tests' image server)."""
     missing = [
         c
         for c in ("redis-server", "nginx")
@@ -120,56 +190,43 @@ def start_wes_stack(
     ]
     if missing:
         pytest.skip(f"the WES stack needs {', '.join(missing)}: {wes.SETUP_FIX}")
-    state_dir = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        return state_dir, wes.up(state_dir, port=_proc.free_port(), workers=workers, engine_opts=engine_opts)
-    except BaseException:
-        wes.down(state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)
-        raise
+    with service_state(name, wes.down) as state_dir:
+        old = os.environ.get("EOPACK_ALLOW_PRIVATE_URLS")
+        os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = "1"
+        try:
+            service = wes.up(state_dir, port=_proc.free_port(), workers=workers, engine_opts=engine_opts)
+        finally:
+            if old is None:
+                os.environ.pop("EOPACK_ALLOW_PRIVATE_URLS", None)
+            else:
+                os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = old
+        yield state_dir, service
 
 
 @pytest.fixture(scope="session")
 def wes_service() -> Iterator[wes.WesService]:
     """The real stack (Redis, Celery workers, toil server, nginx basic auth) for the session.
 
-    The tools may fetch from loopback servers (convert-url's image server), so the workers get
-    EOPACK_ALLOW_PRIVATE_URLS=1, and `--no-container` is a site default (as on an HPC without a
-    container runtime): ZOO-Project's runner cannot send engine parameters and the package images
-    are not in any registry Toil could pull from. Set EOPACK_KEEP_WES_STATE=1 to keep the state dir.
+    ``--no-container`` is a site default (as on an HPC without a container runtime): ZOO-Project's
+    runner cannot send engine parameters and the package images are in no registry Toil could pull
+    from. The contract suite starts its own stack without it for the runs in the package images.
     """
-    old = os.environ.get("EOPACK_ALLOW_PRIVATE_URLS")
-    os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = "1"
-    try:
-        state_dir, service = start_wes_stack("eopack-wes-", workers=8, engine_opts=["--no-container"])
-    finally:
-        if old is None:
-            os.environ.pop("EOPACK_ALLOW_PRIVATE_URLS", None)
-        else:
-            os.environ["EOPACK_ALLOW_PRIVATE_URLS"] = old
-    try:
+    with start_wes_stack("wes", workers=8, engine_opts=["--no-container"]) as (_, service):
         yield service
-    finally:
-        wes.down(state_dir)
-        if not os.environ.get("EOPACK_KEEP_WES_STATE"):
-            shutil.rmtree(state_dir, ignore_errors=True)
 
 
-# ------------------------------------------------------------------ loopback S3 (issue 19)
-
-from eopack.services import s3 as s3_service  # noqa: E402  (appended section)
+@pytest.fixture(scope="session")
+def wes_service_containers() -> Iterator[wes.WesService]:
+    """A second stack without the ``--no-container`` default, for runs in the package images."""
+    with start_wes_stack("wes-img", workers=2) as (_, service):
+        yield service
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[s3_service.S3Service]:
-    """moto's S3 server on a free loopback port, in a fresh state dir; stopped after the session.
+    """moto's S3 server on a free loopback port (a stand-in for a platform's object store).
 
-    A stand-in for a platform's object store (none can run here): signatures are enforced, the
-    key is only in the state dir's mode-600 files.
+    Signatures are enforced; the key is only in the state dir's mode-600 files.
     """
-    state_dir = Path(tempfile.mkdtemp(prefix="eopack-s3-"))
-    try:
+    with service_state("s3", s3_service.down) as state_dir:
         yield s3_service.up(state_dir, port=_proc.free_port())
-    finally:
-        s3_service.down(state_dir)
-        shutil.rmtree(state_dir, ignore_errors=True)

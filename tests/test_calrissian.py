@@ -29,7 +29,6 @@ from eopack.package import cwltool_validate, find_package, repo_root
 from eopack.runners.base import RunOptions
 from eopack.runners.calrissian import DEFAULT_GATEWAY_URL, plan, validate_with_extension
 
-ROOT = repo_root()
 APP = "cloudless-mosaic"
 
 # Seed 003 ("Direct Calrissian Command"): option -> value, in its order.
@@ -237,7 +236,7 @@ def test_dry_run_is_refused_by_runners_without_it() -> None:
     assert "no --dry-run" in result.output and "calrissian" in result.output
 
 
-def test_without_a_cluster_the_error_is_one_actionable_line(tmp_path: Path) -> None:
+def test_without_a_cluster_the_error_is_one_actionable_line(root: Path, tmp_path: Path) -> None:
     env = {**os.environ, "KUBECONFIG": str(tmp_path / "missing-kubeconfig")}
     proc = subprocess.run(
         [
@@ -252,7 +251,7 @@ def test_without_a_cluster_the_error_is_one_actionable_line(tmp_path: Path) -> N
         capture_output=True,
         text=True,
         env=env,
-        cwd=ROOT,
+        cwd=root,
         timeout=300,
     )
     assert proc.returncode == 1, proc.stderr
@@ -287,7 +286,7 @@ CALRISSIAN_PIN = "calrissian==0.18.1"  # newest on PyPI; the dask-gateway branch
 
 def isolated_venv(name: str, requirements: list[str]) -> Path:
     """``.cache/venvs/<name>``, created with pip from PyPI on first use; skips when pip cannot install."""
-    venv = ROOT / ".cache" / "venvs" / name
+    venv = repo_root() / ".cache" / "venvs" / name
     python = venv / "bin" / "python"
     marker = venv / ".installed"
     if marker.exists() and marker.read_text() == " ".join(requirements):

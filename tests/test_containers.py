@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from eopack import images, release
-from eopack.errors import EopackError, PackageInvalidError, ServiceUnavailableError
+from eopack.errors import EopackError, PackageInvalidError
 from eopack.job import loopback_urls
 from eopack.package import Package, find_package, list_packages, load_yaml, staging_role
 from eopack.services import docker, registry
@@ -157,31 +157,6 @@ Njc4OWFiY2RlZg==
 
 
 # ------------------------------------------------------------------ with a daemon
-
-
-def _install_docker() -> None:
-    """What `make setup` does as root, for a test session started without it."""
-    if os.geteuid() == 0 and shutil.which("apt-get") and shutil.which("dockerd") is None:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io", "debootstrap"],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            capture_output=True,
-            check=False,
-        )
-
-
-@pytest.fixture(scope="session")
-def built_images() -> dict[str, images.BuildResult]:
-    """Daemon up, base image present, every package's image built (layer cache makes reruns quick)."""
-    _install_docker()
-    try:
-        docker.ensure_daemon(ROOT)
-    except ServiceUnavailableError as exc:
-        pytest.skip(f"Docker cannot be used here: {exc}")
-    results = images.build_images(list_packages(ROOT), ROOT, progress=lambda m: print(m, file=sys.stderr))
-    for result in results:
-        print(f"\n{result.describe()}", file=sys.stderr)
-    return {r.tag: r for r in results}
 
 
 def _bridge_gateway() -> str:

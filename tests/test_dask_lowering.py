@@ -14,8 +14,7 @@ from eopack.dask import DaskRequirement, evaluate, lower, memory_bytes, to_requi
 from eopack.errors import PackageInvalidError
 from eopack.package import as_list, class_name, find_package
 
-ROOT = Path(__file__).resolve().parents[1]
-ECHO = ROOT / "tests/data/packages/dask-echo/dask-echo.cwl"
+ECHO = Path(__file__).parent / "data/packages/dask-echo/dask-echo.cwl"  # a test package
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from eopack.job import load_job
 from eopack.package import Package, find_package, list_packages
 from eopack.services import _proc, gateway
 from eopack.services.gateway import Gateway
+from eopack_cli import Eopack
 
 pytestmark = pytest.mark.gateway
 
@@ -36,16 +37,6 @@ DASK_APPS = sorted(p.name for p in list_packages(ROOT) if any(find_hint(t) for t
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def eopack(*args: str, gw: Gateway, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eopack", *args],
-        capture_output=True,
-        text=True,
-        env=_env(gw, env),
-        check=False,
-    )
 
 
 def _env(gw: Gateway, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -308,7 +299,7 @@ def test_down_stops_clusters_and_leaves_no_process(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("app", DASK_APPS)
 def test_run_gets_the_required_cluster_and_leaves_none(
-    app: str, dask_gateway: Gateway, tmp_path: Path, image_server: str, images: Path
+    eopack: Eopack, app: str, dask_gateway: Gateway, tmp_path: Path, image_server: str, images: Path
 ) -> None:
     ok, _ = jobs_for(app)
     pkg = find_package(app, ROOT)
@@ -319,7 +310,7 @@ def test_run_gets_the_required_cluster_and_leaves_none(
     started = time.perf_counter()
     proc = eopack(
         "run", app, str(job), "--outdir", str(run_dir), "--no-container",
-        "--dask-gateway-url", dask_gateway.url, gw=dask_gateway,
+        "--dask-gateway-url", dask_gateway.url, env=_env(dask_gateway),
     )  # fmt: skip
     elapsed = time.perf_counter() - started
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -341,7 +332,7 @@ def test_run_gets_the_required_cluster_and_leaves_none(
 
 @pytest.mark.parametrize("app", DASK_APPS)
 def test_failed_computation_leaves_no_cluster(
-    app: str, dask_gateway: Gateway, tmp_path: Path, image_server: str, images: Path
+    eopack: Eopack, app: str, dask_gateway: Gateway, tmp_path: Path, image_server: str, images: Path
 ) -> None:
     _, fail = jobs_for(app)
     job = fail(tmp_path, image_server, images)
@@ -349,7 +340,7 @@ def test_failed_computation_leaves_no_cluster(
     run_dir = tmp_path / "run"
     proc = eopack(
         "run", app, str(job), "--outdir", str(run_dir), "--no-container", "-q",
-        "--dask-gateway-url", dask_gateway.url, gw=dask_gateway,
+        "--dask-gateway-url", dask_gateway.url, env=_env(dask_gateway),
     )  # fmt: skip
     assert proc.returncode != 0
     record = new_record(dask_gateway, before)  # the failure happened while the cluster was up
@@ -406,13 +397,15 @@ def test_sigterm_to_the_tool_leaves_no_cluster(
 # ------------------------------------------------------------------ lowering, errors, DASK_CLUSTER
 
 
-def test_expressions_are_evaluated_and_auth_reaches_the_tool(dask_gateway: Gateway, tmp_path: Path) -> None:
+def test_expressions_are_evaluated_and_auth_reaches_the_tool(
+    eopack: Eopack, dask_gateway: Gateway, tmp_path: Path
+) -> None:
     job = tmp_path / "job.yml"
     job.write_text("workers: 2\nmemory: 1G\n")
     run_dir = tmp_path / "run"
     proc = eopack(
         "run", str(ROOT / "tests/data/packages/dask-echo/dask-echo.cwl"), str(job), "--outdir", str(run_dir),
-        "--no-container", "--dask-gateway-url", dask_gateway.url, gw=dask_gateway,
+        "--no-container", "--dask-gateway-url", dask_gateway.url, env=_env(dask_gateway),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     env = dict(line.split("=", 1) for line in (run_dir / "result" / "env.txt").read_text().splitlines())
@@ -431,13 +424,13 @@ def test_expressions_are_evaluated_and_auth_reaches_the_tool(dask_gateway: Gatew
 
 
 def test_unreachable_gateway_fails_clearly_without_local_fallback(
-    dask_gateway: Gateway, tmp_path: Path, image_server: str, images: Path
+    eopack: Eopack, dask_gateway: Gateway, tmp_path: Path, image_server: str, images: Path
 ) -> None:
     url = f"http://127.0.0.1:{_proc.free_port()}"
     job = _convert_ok(tmp_path, image_server, images)
     run_dir = tmp_path / "run"
     proc = eopack("run", "convert-url", str(job), "--outdir", str(run_dir), "--no-container", "-q",
-                  "--dask-gateway-url", url, gw=dask_gateway)  # fmt: skip
+                  "--dask-gateway-url", url, env=_env(dask_gateway))  # fmt: skip
     assert proc.returncode != 0
     assert f"{url} does not answer from here" in proc.stderr  # the runner's early hint
     # the tool's one-line error, and no local cluster computed a result instead
@@ -448,7 +441,7 @@ def test_unreachable_gateway_fails_clearly_without_local_fallback(
 
 
 def test_existing_cluster_is_used_and_not_shut_down(
-    dask_gateway: Gateway, tmp_path: Path, image_server: str, images: Path
+    eopack: Eopack, dask_gateway: Gateway, tmp_path: Path, image_server: str, images: Path
 ) -> None:
     """Calrissian style: DASK_CLUSTER given, the tool connects and leaves the cluster to its owner.
 
@@ -475,7 +468,7 @@ def test_existing_cluster_is_used_and_not_shut_down(
         job = _convert_ok(tmp_path, image_server, images)
         proc = eopack(
             "run", "convert-url", str(job), "--outdir", str(tmp_path / "run"), "--no-container",
-            "--dask-gateway-url", dask_gateway.url, gw=dask_gateway, env={"DASK_CLUSTER": cluster.name},
+            "--dask-gateway-url", dask_gateway.url, env=_env(dask_gateway, {"DASK_CLUSTER": cluster.name}),
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert f"connecting to existing gateway cluster {cluster.name}" in proc.stderr

@@ -23,7 +23,6 @@ from eopack_eo_common.stac import validate_tree
 from eopack_ndvi.core import NdviJob, run
 from eopack_sample_data.s2 import TRUTH
 
-ROOT = Path(__file__).resolve().parents[1]
 SEED = "openeo-graph cwltool seed ndvi graph"
 
 
@@ -91,13 +90,13 @@ def test_seed_graph_field_value(workflow_dir: Path) -> None:
 
 @pytest.mark.stacapi
 def test_stac_api_and_staged_catalog_give_identical_rasters(
-    stac_api: StacStack, sample_catalog: Path, tmp_path: Path
+    root: Path, stac_api: StacStack, sample_catalog: Path, tmp_path: Path
 ) -> None:
     """The ``stac_api`` input: the same graph, searching the real STAC API, reads the same pixels."""
     from eopack_openeo_graph.core import GraphJob
     from eopack_openeo_graph.core import run as run_graph
 
-    graph = ROOT / "app-packages" / "openeo-graph" / "examples" / "ndvi.json"
+    graph = root / "app-packages" / "openeo-graph" / "examples" / "ndvi.json"
     run_graph(GraphJob.from_args(process_graph=graph, stac_api=stac_api.api_url), tmp_path / "api")
     run_graph(
         GraphJob.from_args(process_graph=graph, input_catalog=sample_catalog.parent), tmp_path / "staged"

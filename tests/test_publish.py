@@ -9,11 +9,8 @@ API) use a tiny hand-written catalog and a stub server, so they run even without
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,24 +23,10 @@ import requests
 from eopack.publish import PublishInvalidError, TemplateAssets, read_run
 from eopack.services import _proc
 from eopack.services.stac import StacStack, status, up
+from eopack_cli import Eopack
 
-ROOT = Path(__file__).resolve().parents[1]
-EOPACK = [sys.executable, "-m", "eopack"]
 stacapi = pytest.mark.stacapi
 NDVI_COLLECTION = "ndvi"  # the NDVI run's catalog id: the default target collection
-
-
-def _cli(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [*EOPACK, *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +46,12 @@ def stack(stac_api: StacStack) -> StacStack:
 
 
 @pytest.fixture(scope="module")
-def published_run(stack: StacStack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def published_run(
+    eopack: Eopack, stack: StacStack, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
     """`eopack run ndvi --publish API` once: (run dir, stdout)."""
     run_dir = tmp_path_factory.mktemp("publish") / "ndvi-run"
-    proc = _cli("run", "ndvi", "-q", "--outdir", run_dir, "--publish", stack.api_url)
+    proc = eopack("run", "ndvi", "-q", "--outdir", run_dir, "--publish", stack.api_url)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir, proc.stdout
 
@@ -131,13 +116,13 @@ def test_published_items_are_found_by_bbox_and_datetime_with_their_assets_served
 
 @stacapi
 def test_publishing_twice_updates_and_never_duplicates(
-    published_run: tuple[Path, str], stack: StacStack, http: requests.Session
+    eopack: Eopack, published_run: tuple[Path, str], stack: StacStack, http: requests.Session
 ) -> None:
     run_dir, _ = published_run
     n_items = len(_run_items(run_dir))
     before_total = _count(http, stack.api_url)
     for _ in range(2):
-        proc = _cli("publish", run_dir, "--stac-api", stack.api_url)
+        proc = eopack("publish", run_dir, "--stac-api", stack.api_url)
         assert proc.returncode == 0, proc.stderr[-2000:]
         assert f"published {n_items} items (0 created, {n_items} updated)" in proc.stderr
         assert _count(http, stack.api_url, collections=[NDVI_COLLECTION]) == n_items
@@ -161,6 +146,7 @@ def _corrupt_json(item: Path) -> None:
     ids=["datetime", "json"],
 )
 def test_a_corrupted_item_publishes_nothing_and_names_file_and_rule(
+    eopack: Eopack,
     published_run: tuple[Path, str],
     stack: StacStack,
     http: requests.Session,
@@ -175,7 +161,7 @@ def test_a_corrupted_item_publishes_nothing_and_names_file_and_rule(
     corrupt(broken)
     collection = f"corrupt-{rule.replace('_', '-')}"
     before = _count(http, stack.api_url)
-    proc = _cli("publish", copy, "--stac-api", stack.api_url, "--collection", collection)
+    proc = eopack("publish", copy, "--stac-api", stack.api_url, "--collection", collection)
     assert proc.returncode == 2
     error = proc.stderr.strip().splitlines()[-1]
     assert str(broken) in error and f": {rule}:" in error and "Nothing was published" in error
@@ -292,10 +278,10 @@ def test_a_dangling_item_link_is_an_error(tmp_path: Path) -> None:
     assert "catalog.json" in str(caught.value) and "tiny-0.json" in str(caught.value)
 
 
-def test_unreachable_api_is_one_clear_line(tmp_path: Path) -> None:
+def test_unreachable_api_is_one_clear_line(eopack: Eopack, tmp_path: Path) -> None:
     folder = _tiny_catalog(tmp_path / "cat")
     port = _proc.free_port()
-    proc = _cli(
+    proc = eopack(
         "publish",
         folder,
         "--stac-api",
@@ -354,9 +340,9 @@ def read_only_api(request: pytest.FixtureRequest) -> Iterator[str]:
         server.server_close()
 
 
-def test_transactions_disabled_is_one_clear_line(read_only_api: str, tmp_path: Path) -> None:
+def test_transactions_disabled_is_one_clear_line(eopack: Eopack, read_only_api: str, tmp_path: Path) -> None:
     folder = _tiny_catalog(tmp_path / "cat")
-    proc = _cli(
+    proc = eopack(
         "publish",
         folder,
         "--stac-api",
@@ -373,11 +359,11 @@ def test_transactions_disabled_is_one_clear_line(read_only_api: str, tmp_path: P
 
 @stacapi
 def test_url_template_rewrites_hrefs_and_prints_what_to_upload(
-    stack: StacStack, http: requests.Session, tmp_path: Path
+    eopack: Eopack, stack: StacStack, http: requests.Session, tmp_path: Path
 ) -> None:
     folder = _tiny_catalog(tmp_path / "cat")
     template = "s3://bucket/{collection}/{item}/{asset}"
-    proc = _cli(
+    proc = eopack(
         "publish",
         folder,
         "--stac-api",

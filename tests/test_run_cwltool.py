@@ -13,29 +13,10 @@ import pytest
 from eopack.package import find_package
 from eopack.runners import RunOptions, RunStatus, get_runner
 from eopack.runners.cwltool import container_decision
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def eopack(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
-) -> subprocess.CompletedProcess[str]:
-    full = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        **(env or {}),
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "eopack", *args],
-        capture_output=True,
-        text=True,
-        env=full,
-        cwd=cwd,
-        check=False,
-    )
+from eopack_cli import Eopack
 
 
-def run_convert(job: Path, outdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def run_convert(eopack: Eopack, job: Path, outdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """`eopack run convert-url JOB --outdir OUTDIR -q [EXTRA]` with loopback URLs allowed."""
     return eopack(
         "run",
@@ -45,7 +26,6 @@ def run_convert(job: Path, outdir: Path, *extra: str) -> subprocess.CompletedPro
         str(outdir),
         "-q",
         *extra,
-        env={"EOPACK_ALLOW_PRIVATE_URLS": "1"},
     )
 
 
@@ -56,10 +36,12 @@ def job(tmp_path: Path, image_server: str) -> Path:
     return path
 
 
-def test_run_prints_the_catalog_and_keeps_what_was_run(job: Path, tmp_path: Path) -> None:
-    cwl = ROOT / "app-packages/convert-url/convert-url.cwl"
+def test_run_prints_the_catalog_and_keeps_what_was_run(
+    eopack: Eopack, root: Path, job: Path, tmp_path: Path
+) -> None:
+    cwl = root / "app-packages/convert-url/convert-url.cwl"
     before = hashlib.sha256(cwl.read_bytes()).hexdigest()
-    proc = run_convert(job, tmp_path / "run")
+    proc = run_convert(eopack, job, tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     catalog = tmp_path / "run" / "converted_image" / "catalog.json"
     assert proc.stdout.strip().splitlines()[-1] == str(catalog)
@@ -76,10 +58,10 @@ def test_run_prints_the_catalog_and_keeps_what_was_run(job: Path, tmp_path: Path
     assert hashlib.sha256(cwl.read_bytes()).hexdigest() == before
 
 
-def test_default_run_dir_is_under_runs(tmp_path: Path, job: Path) -> None:
+def test_default_run_dir_is_under_runs(eopack: Eopack, root: Path, tmp_path: Path, job: Path) -> None:
     # The default is runs/<app>/<UTC timestamp>/ under the repository (here a copy of its layout).
     (tmp_path / "repo").mkdir()
-    os.symlink(ROOT / "app-packages", tmp_path / "repo" / "app-packages")
+    os.symlink(root / "app-packages", tmp_path / "repo" / "app-packages")
     proc = eopack(
         "run", "convert-url", str(job), "-q", env={"EOPACK_ALLOW_PRIVATE_URLS": "1"}, cwd=tmp_path / "repo"
     )
@@ -89,18 +71,20 @@ def test_default_run_dir_is_under_runs(tmp_path: Path, job: Path) -> None:
     assert proc.stdout.strip() == str(runs[0] / "converted_image" / "catalog.json")
 
 
-def test_extra_args_go_to_cwltool(job: Path, tmp_path: Path) -> None:
-    proc = run_convert(job, tmp_path / "run", "--", "--print-deps")
+def test_extra_args_go_to_cwltool(eopack: Eopack, job: Path, tmp_path: Path) -> None:
+    proc = run_convert(eopack, job, tmp_path / "run", "--", "--print-deps")
     command = (tmp_path / "run" / ".eopack" / "command.txt").read_text()
     assert "--print-deps" in command
     assert proc.returncode == 0  # --print-deps prints dependencies and runs nothing
     assert not (tmp_path / "run" / "converted_image").exists()
 
 
-def test_failure_surfaces_the_tool_line_and_exit_code(tmp_path: Path, image_server: str) -> None:
+def test_failure_surfaces_the_tool_line_and_exit_code(
+    eopack: Eopack, tmp_path: Path, image_server: str
+) -> None:
     job = tmp_path / "job.yml"
     job.write_text(f"fn: resize\nurl: {image_server}/sample-rgb.png\nsize: 0%\n")
-    proc = run_convert(job, tmp_path / "run")
+    proc = run_convert(eopack, job, tmp_path / "run")
     assert proc.returncode == 1
     assert "convert-url: error: size percentage must be above 0% and at most 1000%; got '0%'" in proc.stderr
     assert "convert-url failed on cwltool (exit 1)" in proc.stderr
@@ -126,14 +110,14 @@ def test_no_container_when_images_are_missing() -> None:
     assert why in {"no Docker daemon answers", "image eopack/convert-url:1.0.0 is not built (make images)"}
 
 
-def test_unknown_runner_and_app_are_usage_errors() -> None:
+def test_unknown_runner_and_app_are_usage_errors(eopack: Eopack) -> None:
     proc = eopack("run", "convert-url", "--runner", "nope")
     assert proc.returncode == 2 and "Invalid value for '--runner'" in proc.stderr
     proc = eopack("run", "nope")
     assert proc.returncode == 2 and "No application package 'nope'" in proc.stderr
 
 
-def test_list_shows_version_label_and_tested_runners() -> None:
+def test_list_shows_version_label_and_tested_runners(eopack: Eopack) -> None:
     proc = eopack("list", env={"COLUMNS": "200"})
     row = next(line for line in proc.stdout.splitlines() if "convert-url" in line)
     assert "1.0.0" in row and "Convert an image from a URL" in row and "cwltool" in row

@@ -10,21 +10,20 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = Path(sys.executable)
 
 
-def _copy_repo(dest: Path) -> Path:
+def _copy_repo(root: Path, dest: Path) -> Path:
     """The repository's files as git knows them (tracked and untracked-but-not-ignored)."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
     for name in files:
-        src = ROOT / name
+        src = root / name
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
@@ -52,8 +51,8 @@ def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subpr
 
 
 @pytest.mark.parametrize("dask", [True, False], ids=["dask", "numpy"])
-def test_new_package_validates_runs_and_passes_its_tests(tmp_path: Path, dask: bool) -> None:
-    repo = _copy_repo(tmp_path / "repo")
+def test_new_package_validates_runs_and_passes_its_tests(root: Path, tmp_path: Path, dask: bool) -> None:
+    repo = _copy_repo(root, tmp_path / "repo")
     app = "water-mask"
     made = _run([str(PY), "-m", "eopack", "new", app, "--no-install", *(["--dask"] if dask else [])], repo)
     assert made.returncode == 0, made.stderr
@@ -108,8 +107,8 @@ def test_new_package_validates_runs_and_passes_its_tests(tmp_path: Path, dask: b
         assert flow.returncode == 0, flow.stdout[-3000:]
 
 
-def test_existing_or_bad_names_are_refused(tmp_path: Path) -> None:
-    repo = _copy_repo(tmp_path / "repo")
+def test_existing_or_bad_names_are_refused(root: Path, tmp_path: Path) -> None:
+    repo = _copy_repo(root, tmp_path / "repo")
     again = _run([str(PY), "-m", "eopack", "new", "ndvi", "--no-install"], repo)
     assert again.returncode == 2 and "already exists; choose another name" in again.stderr
     bad = _run([str(PY), "-m", "eopack", "new", "Water_Mask", "--no-install"], repo)

@@ -8,62 +8,42 @@ Wall times of both runs are written to runs/benchmarks/hpc-timings.json (reporte
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
-import rasterio
+from outputs import assert_same_outputs
 
 from eopack.package import Package, list_packages, short_id, staging_role
 from eopack.services import slurm
+from eopack_cli import Eopack
 from eopack_eo_common.stac import validate_tree
 
 pytestmark = pytest.mark.slurm
 
-ROOT = Path(__file__).resolve().parents[1]
 # Application packages; the staging pair runs wrapped around them (tests/test_staging.py).
-PACKAGES = [p for p in list_packages(ROOT) if staging_role(p.doc) is None]
-DEMO_SERVER = "http://127.0.0.1:8765"  # the URL base `make demo` serves images on (convert-url's job)
+PACKAGES = [p for p in list_packages() if staging_role(p.doc) is None]
 TIMINGS: dict[str, dict[str, float]] = {}
 
 
-def eopack(*args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess[str], float]:
+def timed(eopack: Eopack, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run the real CLI; returns the process and its wall time in seconds."""
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "EOPACK_ALLOW_PRIVATE_URLS": "1",
-    }
     start = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "eopack", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=timeout,
-        check=False,
-    )
+    proc = eopack(*args, timeout=600)
     return proc, time.monotonic() - start
 
 
 def job_for(pkg: Package, folder: Path, image_server: str) -> Path:
-    """The package's default job, with the demo's image server replaced by the test's."""
-    text = pkg.default_job.read_text()
-    if DEMO_SERVER not in text:
+    """The package's default job; convert-url's fetches from the test's image server (no internet)."""
+    if pkg.name != "convert-url":
         return pkg.default_job
     job = folder / f"{pkg.name}.yml"
-    job.write_text(text.replace(DEMO_SERVER, image_server))
+    job.write_text(f"fn: resize\nurl: {image_server}/sample-rgb.png\nsize: 50%\n")
     return job
 
 
@@ -80,68 +60,11 @@ def slurm_jobs() -> dict[str, tuple[str, str]]:
     return {r[0]: (r[1], r[2]) for r in rows}
 
 
-# Where engines stage inputs: cwltool's container mounts (/var/lib/cwl/stg<uuid>), temp dirs.
-STAGING = re.compile(r"/var/lib/cwl/stg[0-9a-f-]+|tmp[a-z0-9_]{8}")
-
-
-def is_wall_clock(value: Any) -> bool:
-    """True for an ISO timestamp of the last day: the time of the run, not of the data."""
-    try:
-        when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    return when.tzinfo is not None and abs(dt.datetime.now(dt.UTC) - when) < dt.timedelta(days=1)
-
-
-def normalised(value: Any, paths: tuple[str, ...]) -> Any:
-    """A STAC document without what legitimately differs between two runs: timestamps and run paths."""
-    if isinstance(value, dict):
-        return {
-            k: "<now>" if is_wall_clock(v) else normalised(v, paths)
-            for k, v in value.items()
-            if k not in {"created", "updated"}
-        }
-    if isinstance(value, list):
-        return [normalised(v, paths) for v in value]
-    if isinstance(value, str):
-        for path in paths:
-            value = value.replace(path, "<run>")
-        value = STAGING.sub("<staged>", value)
-    return value
-
-
-def assert_same_outputs(a: Path, b: Path) -> None:
-    """The two run directories hold the same results: file names, pixels, bytes, STAC."""
-    outs_a = json.loads((a / ".eopack" / "outputs.json").read_text())
-    outs_b = json.loads((b / ".eopack" / "outputs.json").read_text())
-    assert sorted(outs_a) == sorted(outs_b)
-    for key in outs_a:
-        da, db = a / key, b / key
-        files_a = sorted(p.relative_to(da).as_posix() for p in da.rglob("*") if p.is_file())
-        files_b = sorted(p.relative_to(db).as_posix() for p in db.rglob("*") if p.is_file())
-        assert files_a == files_b, key
-        for rel in files_a:
-            fa, fb = da / rel, db / rel
-            if fa.suffix in {".tif", ".tiff"}:
-                with rasterio.open(fa) as ra, rasterio.open(fb) as rb:
-                    assert (ra.crs, ra.transform, ra.shape) == (rb.crs, rb.transform, rb.shape), rel
-                    np.testing.assert_array_equal(ra.read(), rb.read(), err_msg=rel)
-            elif fa.suffix == ".json":
-                paths = (str(a), str(b))
-                assert normalised(json.loads(fa.read_text()), paths) == normalised(
-                    json.loads(fb.read_text()), paths
-                ), rel
-            elif fa.suffix in {".html", ".gz", ".log"}:
-                continue  # reports and archives embed times; their presence is what counts
-            else:
-                assert fa.read_bytes() == fb.read_bytes(), rel
-
-
 @pytest.fixture(scope="module", autouse=True)
-def report_timings() -> Iterator[None]:
+def report_timings(root: Path) -> Iterator[None]:
     yield
     if TIMINGS:
-        out = ROOT / "runs" / "benchmarks" / "hpc-timings.json"
+        out = root / "runs" / "benchmarks" / "hpc-timings.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(TIMINGS, indent=2) + "\n")
 
@@ -162,14 +85,19 @@ KNOWN_DIFFERENCES: dict[str, str] = {}
     ids=[p.name for p in PACKAGES],
 )
 def test_package_on_slurm_matches_cwltool(
-    pkg: Package, slurm_cluster: slurm.SlurmCluster, tmp_path: Path, image_server: str, sample_catalog: Path
+    eopack: Eopack,
+    pkg: Package,
+    slurm_cluster: slurm.SlurmCluster,
+    tmp_path: Path,
+    image_server: str,
+    sample_catalog: Path,
 ) -> None:
     job = job_for(pkg, tmp_path, image_server)
-    ref, t_cwltool = eopack("run", pkg.name, str(job), "--outdir", str(tmp_path / "cwltool"), "-q")
+    ref, t_cwltool = timed(eopack, "run", pkg.name, str(job), "--outdir", str(tmp_path / "cwltool"), "-q")
     assert ref.returncode == 0, ref.stderr[-2000:]
     before = slurm_jobs()
-    proc, t_slurm = eopack(
-        "run", pkg.name, str(job), "--runner", "toil-slurm", "--outdir", str(tmp_path / "slurm"), "-q"
+    proc, t_slurm = timed(
+        eopack, "run", pkg.name, str(job), "--runner", "toil-slurm", "--outdir", str(tmp_path / "slurm"), "-q"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     TIMINGS[pkg.name] = {"cwltool": round(t_cwltool, 1), "toil-slurm": round(t_slurm, 1)}
@@ -189,12 +117,15 @@ def test_package_on_slurm_matches_cwltool(
     assert not (meta / "jobstore").exists()  # Toil cleans the job store of a successful run
 
 
-def test_failing_package_surfaces_the_tool_error(slurm_cluster: slurm.SlurmCluster, tmp_path: Path) -> None:
+def test_failing_package_surfaces_the_tool_error(
+    eopack: Eopack, root: Path, slurm_cluster: slurm.SlurmCluster, tmp_path: Path
+) -> None:
     before = slurm_jobs()
-    proc, _ = eopack(
+    proc, _ = timed(
+        eopack,
         "run",
         "ndvi",
-        str(ROOT / "tests/workflows/ndvi/bad-bbox.yml"),
+        str(root / "tests/workflows/ndvi/bad-bbox.yml"),
         "--runner",
         "toil-slurm",
         "--outdir",
@@ -219,8 +150,8 @@ def test_failing_package_surfaces_the_tool_error(slurm_cluster: slurm.SlurmClust
     ]
     assert new == ["FAILED"]
     # The job store is kept for a restart, and a plain rerun is told so in one line.
-    again, _ = eopack(
-        "run", "ndvi", str(ROOT / "tests/workflows/ndvi/bad-bbox.yml"), "--runner", "toil-slurm",
+    again, _ = timed(eopack,
+        "run", "ndvi", str(root / "tests/workflows/ndvi/bad-bbox.yml"), "--runner", "toil-slurm",
         "--outdir", str(tmp_path / "run"), "-q",
     )  # fmt: skip
     assert again.returncode == 1
@@ -241,19 +172,12 @@ def _leader_pid(outdir: Path) -> int | None:
 
 
 def test_restart_after_the_leader_dies_resumes_from_the_job_store(
-    slurm_cluster: slurm.SlurmCluster, tmp_path: Path, sample_catalog: Path
+    eopack: Eopack, root: Path, slurm_cluster: slurm.SlurmCluster, tmp_path: Path, sample_catalog: Path
 ) -> None:
     outdir = tmp_path / "run"
-    job = ROOT / "app-packages/ndvi/examples/default.yml"
-    cmd = [sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--runner", "toil-slurm"]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    first = subprocess.Popen(
-        [*cmd, "--outdir", str(outdir), "-q"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    job = root / "app-packages/ndvi/examples/default.yml"
+    first = eopack.popen(
+        "run", "ndvi", str(job), "--runner", "toil-slurm", "--outdir", str(outdir), "-q", allow_private=False
     )
     try:
         deadline = time.monotonic() + 180
@@ -274,8 +198,18 @@ def test_restart_after_the_leader_dies_resumes_from_the_job_store(
     assert (outdir / ".eopack" / "jobstore").is_dir()
     assert not (outdir / "ndvi_results").exists()
 
-    proc, _ = eopack(
-        "run", "ndvi", str(job), "--runner", "toil-slurm", "--outdir", str(outdir), "-q", "--", "--restart"
+    proc, _ = timed(
+        eopack,
+        "run",
+        "ndvi",
+        str(job),
+        "--runner",
+        "toil-slurm",
+        "--outdir",
+        str(outdir),
+        "-q",
+        "--",
+        "--restart",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     log = (outdir / ".eopack" / "toil.log").read_text()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +9,9 @@ import pytest
 import rasterio
 
 from eopack.services.stac import StacStack
+from eopack_cli import Eopack
 from eopack_ndvi.core import NdviJob, run
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.stacapi
 
 
@@ -63,28 +60,22 @@ def test_unknown_collection_on_the_api_lists_the_available_ones(stac_api: StacSt
         run(job, tmp_path)
 
 
-def _eopack_run(job: Path, outdir: Path) -> Path:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--outdir", str(outdir), "-q"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+def _eopack_run(eopack: Eopack, job: Path, outdir: Path) -> Path:
+    proc = eopack("run", "ndvi", str(job), "--outdir", str(outdir), "-q", allow_private=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
-def test_eopack_run_stac_api_example_matches_the_default_job(stac_api: StacStack, tmp_path: Path) -> None:
+def test_eopack_run_stac_api_example_matches_the_default_job(
+    eopack: Eopack, root: Path, stac_api: StacStack, tmp_path: Path
+) -> None:
     """Acceptance: examples/stac-api.yml (pointed at this session's API) == examples/default.yml."""
-    example = (ROOT / "app-packages/ndvi/examples/stac-api.yml").read_text()
+    example = (root / "app-packages/ndvi/examples/stac-api.yml").read_text()
     assert "http://127.0.0.1:8089" in example
     job = tmp_path / "stac-api.yml"
     job.write_text(example.replace("http://127.0.0.1:8089", stac_api.api_url))
-    api = _eopack_run(job, tmp_path / "api")
-    staged = _eopack_run(ROOT / "app-packages/ndvi/examples/default.yml", tmp_path / "staged")
+    api = _eopack_run(eopack, job, tmp_path / "api")
+    staged = _eopack_run(eopack, root / "app-packages/ndvi/examples/default.yml", tmp_path / "staged")
     a, b = _layers(api.parent), _layers(staged.parent)
     assert list(a) == list(b) and a
     for name in a:

@@ -6,9 +6,7 @@ Slurm runs are in test_slurm.py (marker `slurm`), HTCondor in test_htcondor.py (
 from __future__ import annotations
 
 import itertools
-import os
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,26 +18,10 @@ from eopack.errors import ServiceUnavailableError
 from eopack.package import find_package
 from eopack.runners import REGISTRY, RunOptions, RunStatus, get_runner
 from eopack.runners.toil import ToilRunner, user_gave
+from eopack_cli import Eopack
 from eopack_eo_common.stac import validate_tree
 
-ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = str(Path(sys.executable).parent)
-
-
-def eopack(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-        "EOPACK_ALLOW_PRIVATE_URLS": "1",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "eopack", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -119,7 +101,9 @@ def test_forwarded_variables_are_named_not_valued(
     assert "s3cret" not in " ".join(words)
 
 
-def test_print_command_for_cwltool_and_toil_through_the_cli(job: Path, tmp_path: Path) -> None:
+def test_print_command_for_cwltool_and_toil_through_the_cli(
+    eopack: Eopack, job: Path, tmp_path: Path
+) -> None:
     proc = eopack("run", "convert-url", str(job), "--outdir", str(tmp_path / "c"), "--print-command")
     assert proc.returncode == 0, proc.stderr
     assert "cwltool --disable-color" in proc.stdout and "#convert-url" in proc.stdout

@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-APPS = sorted(p.name for p in (ROOT / "app-packages").iterdir() if (p / f"{p.name}.cwl").exists())
+from eopack.package import EOAP_STRING_FORMAT, dump_yaml, list_packages, load_yaml, offline_schemas
+from eopack_cli import Eopack
+
+APPS = sorted(p.name for p in list_packages())
 
 
-def eopack(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "eopack", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-
-
-def test_repo_packages_are_valid() -> None:
+def test_repo_packages_are_valid(eopack: Eopack) -> None:
     proc = eopack("validate")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for app in APPS:
@@ -28,18 +24,16 @@ def test_repo_packages_are_valid() -> None:
 
 
 @pytest.mark.parametrize("app", APPS)
-def test_plain_cwltool_validates(app: str, tmp_path: Path) -> None:
-    from eopack.package import EOAP_STRING_FORMAT, dump_yaml, load_yaml, offline_schemas
-
-    path = ROOT / "app-packages" / app / f"{app}.cwl"
+def test_plain_cwltool_validates(app: str, root: Path, tmp_path: Path) -> None:
+    path = root / "app-packages" / app / f"{app}.cwl"
     if EOAP_STRING_FORMAT in path.read_text():
         # The staging packages import the published eoap schema; offline, the same record from the
         # local copy (what `eopack validate` and the runners use).
         path = tmp_path / path.name
-        dump_yaml(offline_schemas(load_yaml(ROOT / "app-packages" / app / f"{app}.cwl")), path)
+        dump_yaml(offline_schemas(load_yaml(root / "app-packages" / app / f"{app}.cwl")), path)
     proc = subprocess.run(
         [sys.executable, "-m", "cwltool", "--validate", str(path)],
-        cwd=ROOT,
+        cwd=root,
         capture_output=True,
         text=True,
         check=False,
@@ -49,10 +43,10 @@ def test_plain_cwltool_validates(app: str, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def repo_copy(tmp_path: Path) -> Path:
+def repo_copy(tmp_path: Path, root: Path) -> Path:
     """A copy of the repository layout, so packages can be broken without touching the real ones."""
     for part in ("app-packages", "tools", "containers", "pyproject.toml"):
-        src = ROOT / part
+        src = root / part
         if src.is_dir():
             shutil.copytree(src, tmp_path / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
@@ -142,6 +136,7 @@ STYLE_CASES = [
     ids=[c[3] + "-" + c[2].split(": ")[1][:20] for c in STYLE_CASES],
 )
 def test_style_and_metadata_findings_carry_their_check_id(
+    eopack: Eopack,
     repo_copy: Path, old: str, new: str, line: str, check: str
 ) -> None:
     _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", old, new)
@@ -151,7 +146,7 @@ def test_style_and_metadata_findings_carry_their_check_id(
     assert hits and all(out.endswith(f" [{check}]") for out in hits), proc.stdout
 
 
-def test_a_file_without_format_is_a_finding(repo_copy: Path) -> None:
+def test_a_file_without_format_is_a_finding(eopack: Eopack, repo_copy: Path) -> None:
     _edit(
         repo_copy / "app-packages/openeo-graph/openeo-graph.cwl",
         r"^        format: iana:application/json\n",
@@ -166,14 +161,14 @@ def test_a_file_without_format_is_a_finding(repo_copy: Path) -> None:
 
 
 @pytest.mark.parametrize(("old", "new", "line"), CASES, ids=[c[2].split(": ")[2][:40] for c in CASES])
-def test_violation_is_one_clear_line(repo_copy: Path, old: str, new: str, line: str) -> None:
+def test_violation_is_one_clear_line(eopack: Eopack, repo_copy: Path, old: str, new: str, line: str) -> None:
     _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", old, new)
     proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
     assert proc.returncode == 1
     assert any(out.startswith(line) for out in proc.stdout.splitlines()), proc.stdout
 
 
-def test_dask_under_requirements_is_refused_by_cwltool_and_us(repo_copy: Path) -> None:
+def test_dask_under_requirements_is_refused_by_cwltool_and_us(eopack: Eopack, repo_copy: Path) -> None:
     cwl = repo_copy / "app-packages/convert-url/convert-url.cwl"
     _edit(
         cwl,
@@ -194,7 +189,7 @@ def test_dask_under_requirements_is_refused_by_cwltool_and_us(repo_copy: Path) -
     assert ": fix what cwltool --validate reports" in proc.stdout  # cwltool rejects it too
 
 
-def test_version_must_match_the_tool(repo_copy: Path) -> None:
+def test_version_must_match_the_tool(eopack: Eopack, repo_copy: Path) -> None:
     _edit(repo_copy / "tools/convert-url/pyproject.toml", r'^version = ".*"$', 'version = "9.9.9"')
     proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
     assert proc.returncode == 1
@@ -204,20 +199,20 @@ def test_version_must_match_the_tool(repo_copy: Path) -> None:
     )
 
 
-def test_missing_dask_fields_each_named(repo_copy: Path) -> None:
+def test_missing_dask_fields_each_named(eopack: Eopack, repo_copy: Path) -> None:
     _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", r"^        clusterMaxMemory: .*\n", "")
     proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
     assert "field 'clusterMaxMemory' is missing" in proc.stdout
 
 
-def test_unknown_app_lists_available() -> None:
+def test_unknown_app_lists_available(eopack: Eopack) -> None:
     proc = eopack("validate", "no-such-app")
     assert proc.returncode == 2
     assert "No application package 'no-such-app'" in proc.stderr and "convert-url" in proc.stderr
 
 
 @pytest.mark.parametrize("app", APPS)
-def test_the_tool_reports_the_package_version(app: str) -> None:
+def test_the_tool_reports_the_package_version(app: str, root: Path) -> None:
     """STAC ``processing:software`` uses the tool's VERSION, read from its installed metadata: it
     follows a version bump of ``pyproject.toml``, which `eopack validate` keeps equal to the CWL."""
     import importlib
@@ -225,4 +220,4 @@ def test_the_tool_reports_the_package_version(app: str) -> None:
     from eopack.package import find_package
 
     core = importlib.import_module(f"eopack_{app.replace('-', '_')}.core")
-    assert find_package(app, ROOT).version == core.VERSION
+    assert find_package(app, root).version == core.VERSION

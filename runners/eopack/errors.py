@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "EopackError",
+    "GatewayInputsError",
     "JobInvalidError",
     "PackageInvalidError",
     "PackageNotFoundError",
@@ -68,3 +69,17 @@ class ServiceUnavailableError(EopackError):
     def __init__(self, service: str, reason: str, fix: str) -> None:
         self.service, self.reason, self.fix = service, reason, fix
         super().__init__(f"{service} is not available: {reason}. {fix}")
+
+
+class GatewayInputsError(EopackError):
+    """A containerised Dask run on a gateway with local input files: its workers cannot read them."""
+
+    exit_code = 2
+
+    def __init__(self, app: str, input_id: str, kind: str, location: str) -> None:
+        self.app, self.input_id, self.kind, self.location = app, input_id, kind, location
+        super().__init__(
+            f"{app} on a Dask gateway with its container image: input {input_id!r} is a local {kind} "
+            f"({location}) that the gateway's workers cannot read where the container stages it. "
+            "Give the inputs by URL (e.g. a STAC API: the job's stac_api), or add --no-container."
+        )

@@ -8,6 +8,7 @@ container tests' "only ARG APP differs" rule holds for new packages too.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import shutil
 import subprocess
@@ -99,7 +100,7 @@ def create(root: Path, app: str, dask: bool = False, install: bool = True) -> li
         path.write_text(text)
     _register(root, pkg)
     if install:
-        uv = shutil.which("uv")
+        uv = find_uv(root)
         if uv is None:
             notice("uv not found: run `uv lock && uv sync` yourself to install the new tool")
         else:
@@ -108,6 +109,14 @@ def create(root: Path, app: str, dask: bool = False, install: bool = True) -> li
                 if subprocess.run(cmd, cwd=root, check=False).returncode != 0:
                     raise ScaffoldError(f"`{' '.join(cmd)}` failed; fix the message above and run it again")
     return sorted(targets)
+
+
+def find_uv(root: Path) -> str | None:
+    """uv: the one running us (``uv run`` sets $UV), the one on PATH, or the one bootstrap installed."""
+    for candidate in (os.environ.get("UV"), shutil.which("uv"), str(root / ".cache" / "uv" / "bin" / "uv")):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def _dockerfile(root: Path, app: str) -> str:

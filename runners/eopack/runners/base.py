@@ -28,6 +28,7 @@ from ..console import notice
 from ..dask import lower
 from ..errors import UnknownRunnerError
 from ..job import load_job, loopback_urls
+from ..locality import check_gateway_inputs
 from ..package import (
     Package,
     as_list,
@@ -189,13 +190,16 @@ def tee_process(
 
         thread = threading.Thread(target=pump, args=(proc.stderr,), daemon=True)
         thread.start()
+        interrupted = False
         try:
             code = proc.wait()
         except KeyboardInterrupt:
+            interrupted = True
             proc.terminate()
             code = proc.wait()
         thread.join()
-    return code
+    # Ctrl-C: the engine's own exit code says how it stopped, not why; the run was killed (130).
+    return 128 + signal.SIGINT if interrupted else code
 
 
 def tool_errors(log_path: Path, tools: Sequence[str]) -> tuple[str, ...]:
@@ -319,6 +323,7 @@ def prepare(
     job = load_job(job_path)
     run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
     use_containers, why = container_decision(package, options.no_container)
+    check_gateway_inputs(package, job, use_containers, options.dask_gateway_url)
     if not use_containers:
         notice(f"running without containers ({why}); the tools installed in this environment are used")
     doc = package.copy_doc()
@@ -398,7 +403,7 @@ def finish(
     if code != 0:
         status = (
             RunStatus.KILLED
-            if code < 0 or code - 128 in (signal.SIGTERM, signal.SIGKILL)
+            if code < 0 or code - 128 in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
             else RunStatus.FAILED
         )
         return RunResult(

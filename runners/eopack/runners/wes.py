@@ -155,8 +155,8 @@ class WesRunner:
         secrets_needed = [n for n in FORWARDED_ENV if n in prepared.options.env and n.endswith("PASSWORD")]
         if secrets_needed:
             notice(
-                f"{', '.join(secrets_needed)} cannot travel through WES: the server's workers must have it "
-                "(set it when starting them, e.g. before `eopack wes up`)"
+                f"{', '.join(secrets_needed)} cannot travel through WES: its workers give tools the site's "
+                "variables but never a secret (docs/security.md); use a gateway that needs no password"
             )
         workflow_url = f"{prepared.cwl.name}#{package.name}"
         attachments = [

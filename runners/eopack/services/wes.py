@@ -14,12 +14,15 @@ state directory that survives restarts (default ``<repo>/runs/services/wes``)::
     workflows/          Toil's --work_dir: one run-<hex>/ per run (execution/, outputs/, stdout, stderr)
     workflows/state_store/  Toil's run states (QUEUED, RUNNING, COMPLETE, ...)
     work/               Toil's --workDir for every run, so `down` finds every process by its paths
+    bin/                toil-cwl-runner: the shim that runs wes/eopack_wes_engine.py
     logs/               redis.log worker.log server.log nginx-*.log reconcile.log
 
 The server runs Toil 9.3.0 from its own venv (``.cache/venvs/toil-server``, made on first use
 from ``wes/requirements-server.txt``) because Celery mode is broken in 9.4.0-9.6.0; the workflows
-themselves run with the workspace venv's ``toil-cwl-runner`` (first on the workers' PATH), the same
-engine as ``eopack run --runner toil``. See wes/README.md.
+themselves run with the workspace venv's ``toil-cwl-runner`` (through ``bin/toil-cwl-runner``, first on
+the workers' PATH: wes/eopack_wes_engine.py), the same engine as ``eopack run --runner toil``. The
+tools get only what they need: the variables named in WORKER_ENV that are set (never the workers'
+whole environment, whose PATH would hide a package image's own tools). See wes/README.md.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -74,14 +78,16 @@ __all__ = [
 ]
 
 SERVICE = "Toil WES"
+TOOL_ENV = "EOPACK_WES_TOOL_ENV"  # read by wes/eopack_wes_engine.py
 DEFAULT_PORT = 8092  # nginx: the endpoint users and ZOO-Project talk to
 DEFAULT_USER = "eopack"
 DEFAULT_WORKERS = 4  # concurrent runs; more runs wait QUEUED in Redis
 SERVER_TOIL = "9.3.0"  # kept equal to wes/requirements-server.txt by a test
 VENV_ENV = "EOPACK_WES_SERVER_VENV"  # use this server venv instead of .cache/venvs/toil-server
 SETUP_FIX = "Run `make setup` as root: scripts/bootstrap.sh installs redis-server and nginx."
-# Variables the tools may need, passed from `eopack wes up`'s environment to every run (the
-# workers give tools their whole, otherwise clean, environment: --preserve-entire-environment).
+# Variables the tools may need, passed from `eopack wes up`'s environment to every run: the workers
+# get them, and wes/eopack_wes_engine.py names them to the tools (secrets excepted). Nothing else of
+# the workers' environment reaches a tool (a host PATH in a container hides the image's tools).
 WORKER_ENV = (
     "EOPACK_ALLOW_PRIVATE_URLS",
     "DASK_CLUSTER",
@@ -146,6 +152,7 @@ class _Layout:
         self.state_store = self.workflows / "state_store"
         self.work = root / "work"
         self.logs = root / "logs"
+        self.bin = root / "bin"
         self.pid = {name: root / f"{name}.pid" for name in ("redis", "worker", "server", "nginx")}
 
 
@@ -313,13 +320,15 @@ def _pid(layout: _Layout, name: str) -> int | None:
 def _worker_env(layout: _Layout, venv: Path) -> dict[str, str]:
     """The clean environment of the Celery workers, and so of every toil-cwl-runner and tool.
 
-    PATH: the workspace venv first (its toil-cwl-runner and the tools' console scripts, the same
-    engine as `eopack run --runner toil`), then the server venv, then the system.
+    PATH: the engine shim (bin/toil-cwl-runner), the workspace venv (the tools' console scripts,
+    which a tool run without containers finds on the engine's PATH), then the server venv, then
+    the system. EOPACK_WES_TOOL_ENV names the variables the tools get (see eopack_wes_engine.py).
     """
     workspace_bin = str(Path(sys.executable).parent)
     env = {
         "PATH": os.pathsep.join(
             [
+                str(layout.bin),
                 workspace_bin,
                 str(venv / "bin"),
                 "/usr/local/sbin",
@@ -341,7 +350,20 @@ def _worker_env(layout: _Layout, venv: Path) -> dict[str, str]:
     if not slurm.SYSTEM_CONF.exists():
         env["SLURM_CONF"] = str(slurm.config_path())
     env.update({name: os.environ[name] for name in WORKER_ENV if name in os.environ})
+    env[TOOL_ENV] = ",".join(name for name in WORKER_ENV if name in env)
     return env
+
+
+def _write_engine_shim(layout: _Layout) -> Path:
+    """bin/toil-cwl-runner: runs wes/eopack_wes_engine.py with this (the workspace) interpreter."""
+    layout.bin.mkdir(parents=True, exist_ok=True)
+    shim = layout.bin / "toil-cwl-runner"
+    shim.write_text(
+        "#!/bin/sh\n# eopack wes up: the workspace engine; the tools get only the variables in WORKER_ENV.\n"
+        f'exec {shlex.quote(sys.executable)} {shlex.quote(str(wes_dir() / "eopack_wes_engine.py"))} "$@"\n'
+    )
+    shim.chmod(0o755)
+    return shim
 
 
 def _server_opts(layout: _Layout, extra: list[str]) -> list[str]:
@@ -353,8 +375,6 @@ def _server_opts(layout: _Layout, extra: list[str]) -> list[str]:
     return [
         *(f"--opt={opt}" for opt in extra),
         f"--opt=--workDir={layout.work}",
-        # The workers' environment is built by us (see _worker_env); tools get all of it.
-        "--opt=--preserve-entire-environment",
         # Failed jobs' logs next to the run, for `eopack wes logs`.
         "--opt=--logInfo",
     ]
@@ -396,6 +416,7 @@ def _reconcile(layout: _Layout, venv: Path) -> dict[str, Any]:
 
 
 def _start_worker(layout: _Layout, venv: Path, workers: int) -> int:
+    _write_engine_shim(layout)
     return _proc.spawn(
         [
             str(venv / "bin" / "celery"),

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -167,6 +168,13 @@ def local_limits() -> tuple[int, int | None]:
 
 
 def _gateway(spec_url: str | None, env: Mapping[str, str]) -> Any:
+    import dask.config
+
+    # dask_gateway writes its commented default config into dask's config dir when imported. CWL
+    # engines set HOME to the tool's output directory, so that file would land among the results:
+    # give dask a temporary config dir instead (it reads nothing from a fresh one).
+    if Path(dask.config.PATH).resolve().is_relative_to(Path.cwd().resolve()):
+        dask.config.PATH = tempfile.mkdtemp(prefix="eopack-dask-config-")
     from dask_gateway import Gateway
     from dask_gateway.auth import BasicAuth
 

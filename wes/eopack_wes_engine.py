@@ -1,0 +1,94 @@
+"""The WES workers' ``toil-cwl-runner``: the workspace engine, with the site's tool variables named.
+
+``toil server`` starts every run as ``toil-cwl-runner [options] <workflow>#<id> <inputs.json>`` from
+the workers' PATH; ``eopack wes up`` puts a two-line shim first on that PATH which runs this file
+with the workspace interpreter. Why it exists: the tools must get the site's variables
+(``EOPACK_ALLOW_PRIVATE_URLS``, the Dask gateway settings, ...; their names are in
+``$EOPACK_WES_TOOL_ENV``) and nothing else. ``--preserve-entire-environment`` gave them the workers'
+whole environment, whose PATH (the workspace venv first) then hid a package image's own tools
+(``sh: ndvi: not found``); and Toil 9.6 ignores ``--preserve-environment NAME`` (it replaces the list
+with the names of EnvVarRequirement). So the variables are written into an EnvVarRequirement of each
+CommandLineTool of a copy of the submitted workflow, next to it, and the engine runs that copy.
+Secrets (names ending in PASSWORD or TOKEN) are never written into the copy.
+
+Without containers the tools still find their console scripts: cwltool gives a tool run on the host
+the engine's PATH. Inside a container they see the image's PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TOOL_ENV = "EOPACK_WES_TOOL_ENV"  # comma-separated names of the variables tools get
+SECRET_SUFFIXES = ("PASSWORD", "TOKEN", "SECRET")
+
+
+def tool_variables(environ: dict[str, str]) -> dict[str, str]:
+    """The named variables that are set, secrets left out."""
+    names = [n.strip() for n in environ.get(TOOL_ENV, "").split(",") if n.strip()]
+    return {n: environ[n] for n in names if n in environ and not n.upper().endswith(SECRET_SUFFIXES)}
+
+
+def add_env(node: Any, values: dict[str, str]) -> int:
+    """Add ``values`` to the EnvVarRequirement of every CommandLineTool under ``node``; returns how many.
+
+    A variable the tool already defines keeps the tool's value.
+    """
+    count = 0
+    if isinstance(node, list):
+        return sum(add_env(item, values) for item in node)
+    if not isinstance(node, dict):
+        return 0
+    if node.get("class") == "CommandLineTool":
+        reqs = node.get("requirements") or []
+        if isinstance(reqs, dict):  # the map form: {Class: {...}}
+            reqs = [{"class": k, **(v or {})} for k, v in reqs.items()]
+        envreq = next((r for r in reqs if r.get("class") == "EnvVarRequirement"), None)
+        if envreq is None:
+            envreq = {"class": "EnvVarRequirement", "envDef": []}
+            reqs.append(envreq)
+        defs = envreq.get("envDef") or []
+        if isinstance(defs, dict):
+            defs = [{"envName": k, "envValue": v} for k, v in defs.items()]
+        have = {d.get("envName") for d in defs}
+        envreq["envDef"] = defs + [{"envName": k, "envValue": v} for k, v in values.items() if k not in have]
+        node["requirements"] = reqs
+        count += 1
+    for key, value in node.items():
+        if key != "requirements":
+            count += add_env(value, values)
+    return count
+
+
+def with_tool_env(workflow: str, values: dict[str, str]) -> str:
+    """The argument for a copy of ``workflow`` (``path#fragment``) whose tools get ``values``."""
+    path, sep, fragment = workflow.partition("#")
+    source = Path(path)
+    if not values or not source.is_file():
+        return workflow
+    doc = yaml.safe_load(source.read_text())
+    if not add_env(doc, values):
+        return workflow
+    copy = source.with_name(f"{source.stem}.tool-env.cwl")
+    copy.write_text(json.dumps(doc, indent=1) + "\n")
+    return f"{copy}{sep}{fragment}"
+
+
+def main(argv: list[str]) -> int:
+    engine = str(Path(sys.executable).parent / "toil-cwl-runner")
+    args = list(argv)
+    if len(args) >= 2 and not args[-2].startswith("-"):  # ... <workflow>#<id> <inputs.json>
+        args[-2] = with_tool_env(args[-2], tool_variables(dict(os.environ)))
+    os.environ.pop(TOOL_ENV, None)
+    os.execv(engine, [engine, *args])  # noqa: S606 (the engine replaces this process, no shell)
+    return 1  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
