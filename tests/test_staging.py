@@ -247,7 +247,11 @@ def _staged_run(
         "process_name": app,
         "s3_endpoint": s3_endpoint.url,
         "s3_region": s3_endpoint.region,
-        "s3_credentials": {"class": "File", "location": str(s3_endpoint.credentials_file)},
+        "s3_credentials": {
+            "class": "File",
+            "location": str(s3_endpoint.credentials_file),
+            "format": "https://www.iana.org/assignments/media-types/text/plain",
+        },
     }
     if "graph" in spec:
         graph = ROOT / "app-packages" / app / "examples" / spec["graph"]

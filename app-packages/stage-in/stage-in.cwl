@@ -7,12 +7,26 @@ $schemas:
 s:softwareVersion: 1.0.0
 s:name: stage-in
 s:description: EOEPCA stage-in. STAC items (an Item URL, a STAC API search URL or a catalog) into a local self-contained STAC catalog with their assets.
+s:dateCreated: "2026-12-04"
 s:license: https://spdx.org/licenses/Apache-2.0
 s:codeRepository: https://github.com/eopack/eopack
+s:softwareHelp:
+  - class: s:CreativeWork
+    s:name: stage-in manual
+    s:url: https://github.com/eopack/eopack/tree/main/docs/staging.md
 s:keywords: [STAC, stage-in, EOEPCA, eoap-cwlwrap]
+# Project-wide values (author, publisher, license) have one source: the root pyproject.toml
+# ([project] authors and license); `eopack validate` checks these equal (check metadata_project).
 s:author:
-  - class: s:Organization
-    s:name: eopack developers
+  - class: s:Person
+    s:givenName: eopack
+    s:familyName: maintainers
+    s:email: eopack@users.noreply.github.com
+    s:affiliation: &eopack
+      class: s:Organization
+      s:name: eopack developers
+      s:url: https://github.com/eopack
+s:publisher: *eopack
 
 $graph:
   - class: Workflow
@@ -69,8 +83,6 @@ $graph:
           - $import: https://raw.githubusercontent.com/eoap/schemas/main/string_format.yaml
     inputs:
       reference:
-        label: STAC reference
-        doc: URL of a STAC Item, search or catalog.
         type: https://raw.githubusercontent.com/eoap/schemas/main/string_format.yaml#URI
         inputBinding:
           position: 1
@@ -114,11 +126,18 @@ $graph:
         inputBinding:
           position: 1
           valueFrom: $(self.value)
+      file_format:
+        label: File format
+        doc: IANA media type IRI recorded as the staged file's format (CWL checks it against the
+          consuming input's format); the default suits openEO process graphs.
+        type: string
+        default: https://www.iana.org/assignments/media-types/application/json
     outputs:
       staged:
         label: Staged file
         doc: The downloaded file, under the last segment of its URL.
         type: File
+        format: $(inputs.file_format)
         outputBinding:
           # The working directory holds only the downloaded file.
           glob: "*"

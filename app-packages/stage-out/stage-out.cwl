@@ -1,18 +1,33 @@
 cwlVersion: v1.2
 $namespaces:
   s: https://schema.org/
+  iana: https://www.iana.org/assignments/media-types/
 $schemas:
   - http://schema.org/version/9.0/schemaorg-current-http.rdf
 
 s:softwareVersion: 1.0.0
 s:name: stage-out
 s:description: EOEPCA stage-out. A result folder's STAC catalog and assets into an S3 bucket, hrefs rewritten to the bucket; returns the catalog URL.
+s:dateCreated: "2026-12-04"
 s:license: https://spdx.org/licenses/Apache-2.0
 s:codeRepository: https://github.com/eopack/eopack
+s:softwareHelp:
+  - class: s:CreativeWork
+    s:name: stage-out manual
+    s:url: https://github.com/eopack/eopack/tree/main/docs/staging.md
 s:keywords: [STAC, stage-out, S3, EOEPCA, eoap-cwlwrap]
+# Project-wide values (author, publisher, license) have one source: the root pyproject.toml
+# ([project] authors and license); `eopack validate` checks these equal (check metadata_project).
 s:author:
-  - class: s:Organization
-    s:name: eopack developers
+  - class: s:Person
+    s:givenName: eopack
+    s:familyName: maintainers
+    s:email: eopack@users.noreply.github.com
+    s:affiliation: &eopack
+      class: s:Organization
+      s:name: eopack developers
+      s:url: https://github.com/eopack
+s:publisher: *eopack
 
 $graph:
   - class: Workflow
@@ -56,6 +71,8 @@ $graph:
         label: S3 credentials file
         doc: An AWS shared-credentials file with a [default] access key (mode 600); `eopack s3 up` writes one.
         type: File?
+        # An AWS shared-credentials file is INI text.
+        format: iana:text/plain
     outputs:
       stac_catalog_uri:
         label: Catalog URL
@@ -96,34 +113,24 @@ $graph:
           - $import: https://raw.githubusercontent.com/eoap/schemas/main/string_format.yaml
     inputs:
       stac_catalog:
-        label: Results folder
-        doc: Folder with catalog.json.
         type: Directory
         inputBinding: {position: 1}
       s3_bucket:
-        label: Bucket
-        doc: Bucket name.
         type: string
         inputBinding: {prefix: --s3-bucket}
       process_name:
-        label: Process name
-        doc: Run folder prefix.
         type: string
         inputBinding: {prefix: --process-name}
       s3_endpoint:
-        label: S3 endpoint
-        doc: Endpoint URL.
         type: string?
         inputBinding: {prefix: --s3-endpoint}
       s3_region:
-        label: S3 region
-        doc: Region.
         type: string?
         inputBinding: {prefix: --s3-region}
       s3_credentials:
-        label: S3 credentials file
-        doc: AWS shared-credentials file.
         type: File?
+        # An AWS shared-credentials file is INI text.
+        format: iana:text/plain
         inputBinding: {prefix: --s3-credentials}
     outputs:
       stac_catalog_uri:
