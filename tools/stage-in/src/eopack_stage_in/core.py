@@ -33,6 +33,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
@@ -42,7 +43,9 @@ import pystac
 from eopack_eo_common.download import fetch
 from eopack_eo_common.errors import ToolError, ToolInputError
 
-__all__ = ["CATALOG_ID", "Staged", "read_json", "stage_file", "stage_in"]
+__all__ = ["CATALOG_ID", "VERSION", "Staged", "read_json", "stage_file", "stage_in"]
+
+VERSION = version("eopack-stage-in")  # one source: tools/stage-in/pyproject.toml
 
 log = logging.getLogger(__name__)
 

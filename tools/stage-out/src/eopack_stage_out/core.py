@@ -32,6 +32,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +41,9 @@ import pystac
 
 from eopack_eo_common.errors import ToolError, ToolInputError
 
-__all__ = ["S3Settings", "StagedOut", "stage_out", "subfolder_name"]
+__all__ = ["VERSION", "S3Settings", "StagedOut", "stage_out", "subfolder_name"]
+
+VERSION = version("eopack-stage-out")  # one source: tools/stage-out/pyproject.toml
 
 log = logging.getLogger(__name__)
 
