@@ -232,7 +232,7 @@ def evaluate(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -> D
     return req
 
 
-def _set_env(tool: dict[str, Any], env: Mapping[str, str]) -> None:
+def set_env(tool: dict[str, Any], env: Mapping[str, str]) -> None:
     reqs = as_list(tool.get("requirements"))
     for req in reqs:
         if class_name(req) == "EnvVarRequirement":
@@ -288,7 +288,7 @@ def lower(
         if gateway_url:
             env.update(gateway_env or {})
             _need_network(tool)
-        _set_env(tool, env)
+        set_env(tool, env)
         lowered[short_id(tool.get("id", ""))] = req
     return lowered
 

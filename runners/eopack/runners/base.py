@@ -37,6 +37,8 @@ from ..package import (
     service_state_dir,
     short_id,
 )
+from . import secret_files
+from .secret_files import SECRET_ENV
 
 __all__ = [
     "FORWARDED_ENV",
@@ -282,6 +284,8 @@ class Prepared:
     host_network: bool
     options: RunOptions
     env_additions: Mapping[str, str] = field(default_factory=dict)
+    # Secrets handed to containerised tools by file (secret_files); removed when the run ends.
+    secrets_dir: Path | None = None
 
     @property
     def meta(self) -> Path:
@@ -293,8 +297,15 @@ class Prepared:
         return f"{self.cwl}#{self.cwl.stem}"
 
     def forwarded(self) -> list[str]:
-        """The names in FORWARDED_ENV that are set, for the engine's ``--preserve-environment``."""
-        return [n for n in FORWARDED_ENV if n in os.environ or n in self.options.env]
+        """The names in FORWARDED_ENV that are set, for the engine's ``--preserve-environment``.
+
+        In container mode the engine puts each on the ``docker run`` line (``--env=NAME=value``),
+        which is logged and visible in ``ps``: secrets then travel by file instead (secret_files).
+        """
+        names = [n for n in FORWARDED_ENV if n in os.environ or n in self.options.env]
+        if self.use_containers:
+            names = [n for n in names if n not in SECRET_ENV]
+        return names
 
     def process_env(self) -> dict[str, str]:
         env = {**os.environ, **self.options.env, **self.env_additions}
@@ -308,12 +319,15 @@ def prepare(
     job_path: Path,
     options: RunOptions,
     transform: Callable[[dict[str, Any], RunOptions], None] | None = None,
+    secrets_by_file: bool = False,
 ) -> Prepared:
     """Make the run directory: decide on containers, lower Dask, write the copy and the job.
 
     The same steps for every engine that runs the CWL file locally (cwltool, Toil), so a package
     behaves the same whichever of them runs it. ``transform`` lets an engine adjust the copy
-    (with the final options, secrets included) before it is written.
+    (with the final options, secrets included) before it is written. ``secrets_by_file``: the
+    engine runs the copy here and may hand secrets to containers as files (secret_files); engines
+    that would copy such a file elsewhere (Toil's job store, a WES server) leave it False.
     """
     job = load_job(job_path)
     run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
@@ -346,6 +360,14 @@ def prepare(
         )
     if not use_containers:
         docker_to_hint(doc)
+    secrets_dir = None
+    values = {**os.environ, **options.env}
+    secret_names = [n for n in SECRET_ENV if values.get(n)]
+    if secrets_by_file and use_containers and lowered and secret_names:
+        secrets_dir = run_dir / ".eopack" / "secrets"
+        files = {n: secret_files.write(secrets_dir, n, values[n]) for n in secret_names}
+        job = dict(job)
+        secret_files.wire(doc, lowered, secret_names, job, files)
     if transform is not None:
         transform(doc, options)
     cwl, job_file = write_run_copy(run_dir, package, doc, job)
@@ -358,7 +380,9 @@ def prepare(
     if not use_containers:
         # The tools' console scripts live next to this interpreter (the workspace venv).
         additions["PATH"] = str(Path(sys.executable).parent)
-    return Prepared(package, job, run_dir, cwl, job_file, use_containers, bool(loopback), options, additions)
+    return Prepared(
+        package, job, run_dir, cwl, job_file, use_containers, bool(loopback), options, additions, secrets_dir
+    )
 
 
 def shell_command(cmd: Sequence[str], env_additions: Mapping[str, str] | None = None) -> str:
@@ -378,16 +402,18 @@ def execute(prepared: Prepared, cmd: Sequence[str], engine: str) -> RunResult:
     """
     line = shell_command(cmd, prepared.env_additions)
     (prepared.meta / "command.txt").write_text(line + "\n")
-    if prepared.options.print_command:
-        return RunResult(RunStatus.NOT_RUN, 0, prepared.run_dir, command=line)
     log = prepared.meta / f"{engine}.log"
     stdout = prepared.meta / f"{engine}-output.json"
-    code = tee_process(cmd, log, prepared.process_env(), prepared.options.quiet, stdout)
     try:
+        if prepared.options.print_command:
+            return RunResult(RunStatus.NOT_RUN, 0, prepared.run_dir, command=line)
+        code = tee_process(cmd, log, prepared.process_env(), prepared.options.quiet, stdout)
         return finish(prepared.package, prepared.run_dir, code, log, stdout, line)
     finally:
         # Whatever the engine staged and we did not move is not a result.
         shutil.rmtree(prepared.meta / "out", ignore_errors=True)
+        if prepared.secrets_dir is not None:
+            secret_files.remove(prepared.secrets_dir)
 
 
 def finish(

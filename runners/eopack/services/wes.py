@@ -94,6 +94,9 @@ WORKER_ENV = (
     "EOPACK_GATEWAY_STATE_DIR",
 )
 
+# Of those, the secrets: never in the workers' environment, a mode-600 file named by <NAME>_FILE.
+SECRET_WORKER_ENV = ("DASK_GATEWAY_PASSWORD",)
+
 
 # ------------------------------------------------------------------ public results
 
@@ -341,6 +344,15 @@ def _worker_env(layout: _Layout, venv: Path) -> dict[str, str]:
     if not slurm.SYSTEM_CONF.exists():
         env["SLURM_CONF"] = str(slurm.config_path())
     env.update({name: os.environ[name] for name in WORKER_ENV if name in os.environ})
+    # Secrets by file (issue 21 #2): the workers give tools their entire environment, and in
+    # container mode that environment is the `docker run --env=...` line Toil logs into each run's
+    # stderr. The tool reads DASK_GATEWAY_PASSWORD_FILE instead (eo-common's dask_cluster).
+    for name in SECRET_WORKER_ENV:
+        value = env.pop(name, None)
+        if value:
+            path = layout.root / name.lower()
+            write_secret(path, value)
+            env[f"{name}_FILE"] = str(path)
     return env
 
 

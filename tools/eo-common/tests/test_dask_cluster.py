@@ -209,3 +209,16 @@ def test_sigterm_shuts_the_gateway_cluster_down(tmp_path, sig: signal.Signals) -
     proc.send_signal(sig)
     assert proc.wait(timeout=30) == 128 + sig
     assert marker.read_text().endswith("shutdown,gateway.close")
+
+
+def test_gateway_password_is_read_from_a_file(tmp_path) -> None:
+    """In a container the runner passes DASK_GATEWAY_PASSWORD_FILE, never the password itself (issue 21 #2)."""
+    from eopack_eo_common.dask_cluster import _gateway
+
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    gateway = _gateway("http://127.0.0.1:9", {"DASK_GATEWAY_PASSWORD_FILE": str(secret)})
+    try:
+        assert gateway.auth.password == "s3cret" and gateway.auth.username == "eopack"
+    finally:
+        gateway.close()

@@ -159,8 +159,11 @@ def _gateway(spec_url: str | None, env: Mapping[str, str]) -> Any:
     if env.get("DASK_GATEWAY_PROXY_ADDRESS"):
         kwargs["proxy_address"] = env["DASK_GATEWAY_PROXY_ADDRESS"]
     # Password auth of a local gateway; on Kubernetes the dask config under /etc/dask decides.
-    if env.get("DASK_GATEWAY_PASSWORD"):
-        kwargs["auth"] = BasicAuth(env.get("DASK_GATEWAY_USER") or "eopack", env["DASK_GATEWAY_PASSWORD"])
+    # In a container the runner passes it by file (DASK_GATEWAY_PASSWORD_FILE): an environment
+    # variable would be on the engine's `docker run` line, in its log and in `ps`.
+    password = env.get("DASK_GATEWAY_PASSWORD") or _read_secret(env.get("DASK_GATEWAY_PASSWORD_FILE"))
+    if password:
+        kwargs["auth"] = BasicAuth(env.get("DASK_GATEWAY_USER") or "eopack", password)
     return Gateway(**kwargs)
 
 
@@ -168,6 +171,16 @@ def _gateway(spec_url: str | None, env: Mapping[str, str]) -> Any:
 # or terminal went away) and SIGQUIT (Ctrl-\\). SIGINT already raises KeyboardInterrupt. Each becomes
 # SystemExit(128 + signum) while a gateway cluster is ours, so ``finally`` shuts the cluster down.
 ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+
+
+def _read_secret(path: str | None) -> str:
+    """The secret in ``path`` without its trailing newline; "" when no path is given."""
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().rstrip("\n")
+    except OSError as err:
+        raise ToolError(f"cannot read the gateway password file {path}: {err.strerror}") from None
 
 
 class _Sigterm:
