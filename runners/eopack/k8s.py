@@ -43,8 +43,8 @@ __all__ = [
     "JobSpec",
     "helper_pod",
     "k8s_name",
-    "pod_spec_of",
     "manifests",
+    "pod_spec_of",
     "restricted_violations",
     "validate_manifests",
 ]
