@@ -12,6 +12,7 @@ import enum
 import importlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -27,7 +28,7 @@ from ..clients import docker, gateway
 from ..console import notice
 from ..dask import lower
 from ..errors import UnknownRunnerError
-from ..job import load_job, loopback_urls
+from ..job import check_inputs, load_job, loopback_urls
 from ..package import (
     Package,
     as_list,
@@ -199,18 +200,37 @@ def tee_process(
     return code
 
 
+_LOCATION = re.compile(r"^\S+:\d+:\d+:\s*")
+_LOG_LEVEL = ("INFO ", "WARNING ", "ERROR ", "DEBUG ", "[")
+INVALID_JOB = "Invalid job input record"
+
+
 def tool_errors(log_path: Path, tools: Sequence[str]) -> tuple[str, ...]:
-    """The one-line errors the tools printed (``<tool>: error: ...``), for the user's summary."""
+    """The one-line errors the tools printed (``<tool>: error: ...``), for the user's summary.
+
+    Failing that, the engine's first error; when it ends in ``:`` ("Workflow error, try again with
+    --debug for more information:") the lines after it say what is wrong (a missing or mistyped
+    input), so they are joined into it, without their ``file:line:col:`` prefixes.
+    """
     if not log_path.exists():
         return ()
     marks = tuple(f"{t}: error:" for t in tools)
     found, engine = [], []
-    for line in log_path.read_text(errors="replace").splitlines():
+    lines = log_path.read_text(errors="replace").splitlines()
+    for i, line in enumerate(lines):
         text = line.strip()
         for mark in marks:
             if mark in text:
                 found.append(text[text.index(mark) :])
         if text.startswith("ERROR ") and "Output is missing expected field" not in text:
+            if text.endswith(":"):
+                detail = []
+                for nxt in lines[i + 1 : i + 6]:
+                    if not nxt.strip() or nxt.startswith(_LOG_LEVEL):
+                        break
+                    detail.append(_LOCATION.sub("", nxt.strip()))
+                if detail:
+                    text = " ".join(detail)
             engine.append(text)
     # The tool's own line says what to fix; the engine's first error is the fallback.
     return tuple(dict.fromkeys(found)) or tuple(engine[:1])
@@ -330,6 +350,7 @@ def prepare(
     that would copy such a file elsewhere (Toil's job store, a WES server) leave it False.
     """
     job = load_job(job_path)
+    check_inputs(package, job, job_path)
     run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
     use_containers, why = container_decision(package, options.no_container)
     if not use_containers:
@@ -426,11 +447,14 @@ def finish(
             if code < 0 or code - 128 in (signal.SIGTERM, signal.SIGKILL)
             else RunStatus.FAILED
         )
+        errors = tool_errors(log, tool_commands(package))
+        if errors and errors[0].startswith(INVALID_JOB):
+            code = 2  # the job file is wrong: bad input
         return RunResult(
             status,
             code if code > 0 else 1,
             run_dir,
-            errors=tool_errors(log, tool_commands(package)),
+            errors=errors,
             log=log,
             command=line,
         )

@@ -46,6 +46,7 @@ from .base import (
     RunOptions,
     RunResult,
     RunStatus,
+    check_inputs,
     collect_outputs,
     default_run_dir,
     load_job,
@@ -383,6 +384,7 @@ class CalrissianRunner:
                 "--no-container is not possible", "Calrissian always runs each step in its image; drop it."
             )
         job = load_job(job_path)
+        check_inputs(package, job, job_path)
         run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
         the_plan = plan(package, job, run_dir.name, options, token=secrets.token_hex(3))
         meta = run_dir / ".eopack"
