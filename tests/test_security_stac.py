@@ -1,0 +1,78 @@
+"""Issue 21 #4 (b, c) and #17 on the real local STAC stack: what another local user or a web page
+open in a browser on this machine can do to it.
+
+(b) PostgreSQL: no trust, the socket private: a connection without the password is refused.
+(c) STAC API: any page may read (CORS for GET), none may write: the preflight of a cross-site POST
+    fails and a "simple" (text/plain) POST is refused, so nothing is created.
+(17) the asset server lists no folders and takes no writes; files keep CORS for browser viewers.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+import requests
+
+from eopack.services.stac import StacStack
+
+EVIL = "http://evil.example"
+
+
+@pytest.fixture(scope="module")
+def stack(stac_api: StacStack) -> StacStack:
+    return stac_api
+
+
+def test_postgres_refuses_local_connections_without_the_password(stack: StacStack) -> None:
+    port = urlsplit(stack.dsn).port
+    sock = stack.state_dir / "pgsock"
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o700
+    assert stat.S_IMODE((sock / f".s.PGSQL.{port}").stat().st_mode) == 0o700
+    for host in (str(sock), "127.0.0.1"):
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(host=host, port=port, user="stac", dbname="postgres", connect_timeout=5)
+    assert "trust" not in (stack.state_dir / "pgdata" / "pg_hba.conf").read_text()
+    password = json.loads((stack.state_dir / "stack.json").read_text())["password"]
+    dsn = stack.dsn.replace("***", password)  # StacStack shows it masked
+    with psycopg.connect(dsn, connect_timeout=5) as conn:  # the password still works
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_web_page_cannot_write_to_the_stac_api(stack: StacStack) -> None:
+    api = stack.api_url
+    read = requests.get(f"{api}/collections", headers={"Origin": EVIL}, timeout=10)
+    assert read.status_code == 200 and read.headers.get("access-control-allow-origin") in ("*", EVIL)
+    preflight = requests.options(
+        f"{api}/collections",
+        headers={"Origin": EVIL, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"},
+        timeout=10,
+    )  # fmt: skip
+    assert "POST" not in preflight.headers.get("access-control-allow-methods", "")
+    assert preflight.status_code >= 400 or not preflight.headers.get("access-control-allow-origin")
+    doc = {"type": "Collection", "id": "csrf-made", "description": "x", "stac_version": "1.1.0",
+           "license": "proprietary", "links": [],
+           "extent": {"spatial": {"bbox": [[0, 0, 1, 1]]}, "temporal": {"interval": [[None, None]]}}}  # fmt: skip
+    simple = requests.post(
+        f"{api}/collections",
+        data=json.dumps(doc),
+        headers={"Origin": EVIL, "Content-Type": "text/plain"},
+        timeout=10,
+    )
+    assert simple.status_code >= 400
+    assert requests.get(f"{api}/collections/csrf-made", timeout=10).status_code == 404
+
+
+def test_the_asset_server_lists_no_folders_and_takes_no_writes(stack: StacStack) -> None:
+    base = stack.assets_url.rstrip("/")
+    for folder in (f"{base}/", f"{base}/published/"):
+        listing = requests.get(folder, timeout=10)
+        assert listing.status_code in (403, 404) and "Index of" not in listing.text
+    assert requests.put(f"{base}/published/x.txt", data=b"x", timeout=10).status_code in (403, 405)
+    a_file = next(p for p in stack.data_dir.rglob("*.json"))
+    got = requests.get(f"{base}/{a_file.relative_to(stack.data_dir).as_posix()}", timeout=10)
+    assert got.status_code == 200 and got.headers.get("access-control-allow-origin") == "*"
