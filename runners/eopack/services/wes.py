@@ -94,6 +94,9 @@ WORKER_ENV = (
     "EOPACK_GATEWAY_STATE_DIR",
 )
 
+# Runs' folders, job stores, logs and the state store hold users' inputs and results: the server and
+# the workers create them readable by the service user only (issue 21 #17).
+PRIVATE_UMASK = 0o077
 # Of those, the secrets: never in the workers' environment, a mode-600 file named by <NAME>_FILE.
 SECRET_WORKER_ENV = ("DASK_GATEWAY_PASSWORD",)
 
@@ -429,6 +432,7 @@ def _start_worker(layout: _Layout, venv: Path, workers: int) -> int:
         cwd=layout.workflows,
         env=_worker_env(layout, venv),
         pid_file=layout.pid["worker"],
+        umask=PRIVATE_UMASK,
     )
 
 
@@ -456,6 +460,7 @@ def _start_server(layout: _Layout, venv: Path, state: _State) -> int:
         cwd=layout.workflows,
         env=env,
         pid_file=layout.pid["server"],
+        umask=PRIVATE_UMASK,
     )
 
 
