@@ -213,7 +213,7 @@ def test_sigterm_shuts_the_gateway_cluster_down(tmp_path, sig: signal.Signals) -
 
 def test_gateway_password_is_read_from_a_file(tmp_path) -> None:
     """In a container the runner passes DASK_GATEWAY_PASSWORD_FILE, never the password itself (issue 21 #2)."""
-    from eopack_eo_common.dask_cluster import _gateway
+    from eopack_eo_common.dask_cluster import _close_gateway, _gateway
 
     secret = tmp_path / "password"
     secret.write_text("s3cret\n")
@@ -221,4 +221,4 @@ def test_gateway_password_is_read_from_a_file(tmp_path) -> None:
     try:
         assert gateway.auth.password == "s3cret" and gateway.auth.username == "eopack"
     finally:
-        gateway.close()
+        _close_gateway(gateway)
