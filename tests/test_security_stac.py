@@ -10,14 +10,17 @@ open in a browser on this machine can do to it.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import stat
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 import requests
 
-from eopack.services.stac import StacStack
+from eopack.services.stac import StacStack, _others_can_read
 
 EVIL = "http://evil.example"
 
@@ -76,3 +79,26 @@ def test_the_asset_server_lists_no_folders_and_takes_no_writes(stack: StacStack)
     a_file = next(p for p in stack.data_dir.rglob("*.json"))
     got = requests.get(f"{base}/{a_file.relative_to(stack.data_dir).as_posix()}", timeout=10)
     assert got.status_code == 200 and got.headers.get("access-control-allow-origin") == "*"
+
+
+def test_nginx_workers_do_not_run_as_root_when_the_folders_are_public(stack: StacStack) -> None:
+    """As root, the asset server's workers drop to ``nobody`` whenever it can read what it serves."""
+    if os.geteuid() != 0:
+        pytest.skip("only a root nginx changes user")
+    master = stack.pids["assets"]
+    children = [
+        int(p.name) for p in Path("/proc").iterdir()
+        if p.name.isdigit() and f"PPid:\t{master}\n" in _status(p)
+    ]  # fmt: skip
+    assert children, "nginx has no worker"
+    uids = {int(_status(Path(f"/proc/{c}")).split("Uid:\t")[1].split()[0]) for c in children}
+    public = _others_can_read(stack.data_dir) and _others_can_read(stack.state_dir / "published")
+    expected = pwd.getpwnam("nobody").pw_uid if public else 0
+    assert uids == {expected}, f"public folders: {public}"
+
+
+def _status(proc: Path) -> str:
+    try:
+        return (proc / "status").read_text()
+    except OSError:
+        return ""

@@ -18,6 +18,7 @@ Layout of the state directory::
 from __future__ import annotations
 
 import contextlib
+import grp
 import hashlib
 import json
 import os
@@ -548,10 +549,31 @@ def _migrate_and_load(state: _State, content: CatalogContent, progress: Progress
 # ------------------------------------------------------------------ nginx
 
 
+def _others_can_read(folder: Path) -> bool:
+    """Every folder down to ``folder`` lets others in, and ``folder`` lets them list and read."""
+    path = folder.resolve()
+    if not path.is_dir() or path.stat().st_mode & 0o005 != 0o005:
+        return False
+    return all(parent.stat().st_mode & 0o001 for parent in path.parents)
+
+
+def _nginx_user_line(*folders: Path) -> str:
+    """nginx's ``user``: as root, workers run as ``nobody`` when it can read the folders (issue 21 #17).
+
+    Only when some folder is private to root do they stay root (a checkout under /root, say).
+    """
+    if os.geteuid() != 0:
+        return ""  # nginx runs as ourselves; `user` is ignored
+    if all(_others_can_read(f) for f in folders):
+        nobody = pwd.getpwnam("nobody")
+        return f"user nobody {grp.getgrgid(nobody.pw_gid).gr_name};\n"
+    return "user root root;  # the data folder is private to root: workers must read it as root\n"
+
+
 def _nginx_conf(layout: _Layout, data_dir: Path, port: int) -> str:
     """Self-contained config: includes nothing from /etc/nginx, writes nothing outside the state dir."""
     tmp = layout.nginx / "tmp"
-    user = "user root root;  # we are root; workers need to read the data dir\n" if os.geteuid() == 0 else ""
+    user = _nginx_user_line(data_dir, layout.published)
     temp_paths = "\n".join(
         f"    {kind}_temp_path {tmp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
