@@ -73,3 +73,15 @@ def test_the_wes_server_and_workers_start_with_a_private_umask(
     wes._start_worker(layout, tmp_path / "venv", 1)
     wes._start_server(layout, tmp_path / "venv", wes._State())
     assert seen == {"celery": 0o077, "toil": 0o077}
+
+
+def test_the_wes_state_folders_are_private_after_up_writes_them(tmp_path: Path) -> None:
+    layout = wes._Layout(tmp_path / "wes")
+    layout.root.mkdir(mode=0o755)
+    (layout.root / "workflows").mkdir(mode=0o755)  # a state dir made by an older eopack
+    state = wes._State(password="p", redis_password="r", redis_port=1, api_port=2)
+    wes._write_files(layout, state)
+    for folder in (layout.root, layout.workflows, layout.work, layout.logs):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for secret in (layout.password_file, layout.htpasswd, layout.broker_file, layout.redis_conf):
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret

@@ -274,6 +274,10 @@ def _htpasswd_line(user: str, password: str, log: Path) -> str:
 def _write_files(layout: _Layout, state: _State) -> None:
     for folder in (layout.redis, layout.nginx / "tmp", layout.workflows, layout.work, layout.logs):
         folder.mkdir(parents=True, exist_ok=True)
+    # Runs' inputs and results, job stores, logs and the state store: the service user's only
+    # (issue 21 #17); re-applied at every `up`, so a state dir made before stays private too.
+    for folder in (layout.root, layout.workflows, layout.work, layout.logs):
+        folder.chmod(0o700)
     write_secret(layout.password_file, state.password + "\n")
     if not layout.htpasswd.exists() or not layout.htpasswd.read_text().startswith(state.user + ":"):
         write_secret(layout.htpasswd, _htpasswd_line(state.user, state.password, layout.logs / "setup.log"))
