@@ -102,3 +102,36 @@ def _status(proc: Path) -> str:
         return (proc / "status").read_text()
     except OSError:
         return ""
+
+
+def _collection(cid: str) -> dict[str, object]:
+    return {"type": "Collection", "id": cid, "description": "x", "stac_version": "1.1.0",
+            "license": "proprietary", "links": [],
+            "extent": {"spatial": {"bbox": [[0, 0, 1, 1]]}, "temporal": {"interval": [[None, None]]}}}  # fmt: skip
+
+
+def test_transactions_need_the_stacks_token(stack: StacStack) -> None:
+    """Issue 21 #4c: any local user could create, change or delete collections and items."""
+    api = stack.api_url
+    token_file = stack.state_dir / "write-token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {token}"}):
+        answer = requests.post(
+            f"{api}/collections", json=_collection("no-token"), headers=headers, timeout=10
+        )
+        assert answer.status_code == 401, headers
+    assert requests.delete(f"{api}/collections/{stack.collections[0]}", timeout=10).status_code == 401
+    assert requests.get(f"{api}/collections/no-token", timeout=10).status_code == 404
+    assert requests.post(f"{api}/search", json={"limit": 1}, timeout=10).status_code == 200  # a read
+    made = requests.post(
+        f"{api}/collections",
+        json=_collection("with-token"),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert made.status_code in (200, 201), made.text
+    gone = requests.delete(
+        f"{api}/collections/with-token", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert gone.status_code in (200, 204)

@@ -22,6 +22,7 @@ Why it is built this way (issue 14, seed 004 "generate + validate + ingest"):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,14 @@ class PublishResult:
     @property
     def collection_urls(self) -> list[str]:
         return [f"{self.api_url}/collections/{quote(c)}" for c in self.collections]
+
+
+def _write_token(api_url: str, state_dir: Path | None) -> str | None:
+    """``EOPACK_STAC_TOKEN``, else the local stack's own token file (mode 600), else none."""
+    if os.environ.get("EOPACK_STAC_TOKEN"):
+        return os.environ["EOPACK_STAC_TOKEN"]
+    stack = stac_service.find_local_stack(api_url, state_dir)
+    return stac_service.write_token(stack) if stack is not None else None
 
 
 def default_target(api_url: str, state_dir: Path | None = None) -> AssetTarget:
@@ -232,7 +241,7 @@ def publish(
         for problem in bad_ids:
             say(f"invalid: {problem}")
         raise PublishInvalidError(bad_ids)
-    api = StacApi(api_url)
+    api = StacApi(api_url, _write_token(api_url, state_dir))
     landing = api.landing()
     if declares_transactions(landing) is False:
         raise TransactionsDisabledError(api_url, "its landing page declares no transaction conformance class")

@@ -37,7 +37,8 @@ from .. import package, sample_data
 from ..clients.stac import STRUCTURAL_RELS
 from ..errors import ServiceUnavailableError
 from . import _proc
-from .base import JsonState, Progress, Rollback, nginx, nginx_command, owned_pid, quiet, sweep
+from .base import JsonState, Progress, Rollback, nginx, nginx_command, owned_pid, quiet, sweep, write_secret
+from .stac_app import TOKEN_FILE_ENV
 
 __all__ = [
     "DEFAULT_API_PORT",
@@ -56,6 +57,7 @@ __all__ = [
     "read_catalog",
     "status",
     "up",
+    "write_token",
 ]
 
 SERVICE = "STAC API"
@@ -670,7 +672,12 @@ def _start_api(layout: _Layout, state: _State) -> int:
         # bodies that are not application/json (the only "simple" cross-site POSTs).
         **API_CORS,
     )
-    cmd = [sys.executable, "-m", "uvicorn", "stac_fastapi.pgstac.app:create_app", "--factory"]
+    token_file = layout.root / "write-token"
+    if not token_file.exists():
+        write_secret(token_file, secrets.token_urlsafe(24) + "\n")
+    env[TOKEN_FILE_ENV] = str(token_file)
+    # stac-fastapi-pgstac with its writes behind the token (services/stac_app.py).
+    cmd = [sys.executable, "-m", "uvicorn", "eopack.services.stac_app:create_app", "--factory"]
     cmd += ["--host", _proc.LOOPBACK, "--port", str(state.api_port)]
     return _proc.spawn(
         cmd, log=layout.logs / "uvicorn.log", cwd=layout.api, env=env, pid_file=layout.uvicorn_pid
@@ -792,13 +799,14 @@ def up(
 LEFTOVER_NAMES = {"postgres", "postmaster", "nginx", "uvicorn"}
 
 
+def _is_api(cmdline: str) -> bool:
+    """A STAC API process: ours (services/stac_app.py) or one started before it (stac_fastapi directly)."""
+    return "stac_fastapi" in cmdline or "eopack.services.stac_app" in cmdline
+
+
 def _leftovers(layout: _Layout) -> list[_proc.ProcInfo]:
     """Processes of this stack still alive, by name, so a user's shell cd'ed into the dir is not one."""
-    return [
-        p
-        for p in _proc.processes_under(layout.root)
-        if p.name in LEFTOVER_NAMES or "stac_fastapi" in p.cmdline
-    ]
+    return [p for p in _proc.processes_under(layout.root) if p.name in LEFTOVER_NAMES or _is_api(p.cmdline)]
 
 
 def down(state_dir: Path | None = None, progress: Progress | None = None) -> StackStatus:
@@ -867,6 +875,14 @@ def _running_stack(root: Path, port: int) -> StacStack | None:
     )
 
 
+def write_token(stack: StacStack) -> str | None:
+    """The token a local stack wants for writes (``<state>/write-token``), None for an older stack."""
+    try:
+        return (stack.state_dir / "write-token").read_text().strip() or None
+    except OSError:
+        return None
+
+
 def find_local_stack(api_url: str, state_dir: Path | None = None) -> StacStack | None:
     """The running local stack that serves ``api_url``, or None when the URL is someone else's API.
 
@@ -881,7 +897,7 @@ def find_local_stack(api_url: str, state_dir: Path | None = None) -> StacStack |
     found = _running_stack(state_dir or default_state_dir(), parsed.port)
     if found is None:
         owner = _proc.port_owner(parsed.port)
-        if owner is not None and owner.cwd and "stac_fastapi" in owner.cmdline:
+        if owner is not None and owner.cwd and _is_api(owner.cmdline):
             found = _running_stack(Path(owner.cwd).parent, parsed.port)
     return found
 
