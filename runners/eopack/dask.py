@@ -18,6 +18,9 @@ from .errors import PackageInvalidError
 from .package import DASK_CLASS, DASK_FIELDS, Package, as_list, class_name, memory_bytes, short_id
 
 __all__ = [
+    "MAX_WORKERS",
+    "MIN_WORKER_MEMORY",
+    "DaskRangeError",
     "DaskRequirement",
     "evaluate",
     "lower",
@@ -25,6 +28,31 @@ __all__ = [
     "step_inputs",
     "to_requirement",
 ]
+
+
+# Bounds on evaluated values: the requirement may be driven by job inputs, and a job file must not be
+# able to ask a shared gateway for 100000 workers. Gateways enforce their own caps on top.
+MAX_WORKERS = 1000
+MIN_WORKER_MEMORY = 64 * 2**20  # below this a Dask worker does not start
+
+
+def _whole(field: str, value: Any) -> int:
+    """An integer value of ``field``; bools, fractions and text are refused."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"{field} = {value!r} is not a whole number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{field} = {value!r} is not a whole number") from None
+    if not number.is_integer():
+        raise ValueError(f"{field} = {value!r} is not a whole number")
+    return int(number)
+
+
+class DaskRangeError(PackageInvalidError):
+    """The requirement evaluated (often from job inputs) to values out of range: bad input, exit 2."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -58,6 +86,34 @@ class DaskRequirement:
         if image:
             out["DASK_GATEWAY_IMAGE"] = image
         return out
+
+    def problems(self) -> list[str]:
+        """Values out of range, each as ``field = value: why`` (empty when the requirement is usable)."""
+        found = []
+        for field, value in (
+            ("workerCores", self.worker_cores),
+            ("workerCoresLimit", self.worker_cores_limit),
+            ("clusterMaxCores", self.cluster_max_cores),
+        ):
+            if value < 1:
+                found.append(f"{field} = {value}: must be at least 1")
+        if found:
+            return found
+        if self.cluster_max_cores < self.worker_cores_limit:
+            found.append(
+                f"clusterMaxCores = {self.cluster_max_cores}: not even one worker of "
+                f"workerCoresLimit = {self.worker_cores_limit} fits"
+            )
+        worker, cluster = memory_bytes(self.worker_memory), memory_bytes(self.cluster_max_memory)
+        if worker < MIN_WORKER_MEMORY:
+            found.append(f"workerMemory = {self.worker_memory!r}: must be at least 64M")
+        elif cluster < worker:
+            found.append(
+                f"clusterMaxMemory = {self.cluster_max_memory!r}: below workerMemory = {self.worker_memory!r}"
+            )
+        if not found and self.workers > MAX_WORKERS:
+            found.append(f"{self.workers} workers asked for: at most {MAX_WORKERS} per cluster")
+        return found
 
     def describe(self) -> str:
         return (
@@ -160,20 +216,23 @@ def evaluate(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -> D
         raise PackageInvalidError(pkg.name, problems)
     try:
         req = DaskRequirement(
-            worker_cores=int(values["workerCores"]),
-            worker_cores_limit=int(values["workerCoresLimit"]),
-            cluster_max_cores=int(values["clusterMaxCores"]),
+            worker_cores=_whole("workerCores", values["workerCores"]),
+            worker_cores_limit=_whole("workerCoresLimit", values["workerCoresLimit"]),
+            cluster_max_cores=_whole("clusterMaxCores", values["clusterMaxCores"]),
             worker_memory=str(values["workerMemory"]),
             cluster_max_memory=str(values["clusterMaxMemory"]),
         )
         memory_bytes(req.worker_memory)
         memory_bytes(req.cluster_max_memory)
+        problems = req.problems()
     except (TypeError, ValueError) as err:
-        raise PackageInvalidError(pkg.name, [f"{DASK_CLASS} evaluated to an unusable value: {err}"]) from None
+        raise DaskRangeError(pkg.name, [f"{DASK_CLASS} evaluated to an unusable value: {err}"]) from None
+    if problems:
+        raise DaskRangeError(pkg.name, [f"{DASK_CLASS} evaluated out of range: {'; '.join(problems)}"])
     return req
 
 
-def _set_env(tool: dict[str, Any], env: Mapping[str, str]) -> None:
+def set_env(tool: dict[str, Any], env: Mapping[str, str]) -> None:
     reqs = as_list(tool.get("requirements"))
     for req in reqs:
         if class_name(req) == "EnvVarRequirement":
@@ -229,7 +288,7 @@ def lower(
         if gateway_url:
             env.update(gateway_env or {})
             _need_network(tool)
-        _set_env(tool, env)
+        set_env(tool, env)
         lowered[short_id(tool.get("id", ""))] = req
     return lowered
 

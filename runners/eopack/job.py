@@ -9,9 +9,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import JobInvalidError
-from .package import load_yaml
+from .package import Package, as_list, load_yaml, short_id
 
-__all__ = ["load_job", "loopback_urls"]
+__all__ = ["check_inputs", "load_job", "loopback_urls"]
 
 
 def load_job(path: Path) -> dict[str, Any]:
@@ -43,6 +43,34 @@ def load_job(path: Path) -> dict[str, Any]:
         return value
 
     return {k: fix(v) for k, v in job.items()}
+
+
+def _optional(cwl_type: Any) -> bool:
+    if isinstance(cwl_type, str):
+        return cwl_type.endswith("?") or cwl_type == "null"
+    if isinstance(cwl_type, list):
+        return "null" in cwl_type
+    return False
+
+
+def check_inputs(package: Package, job: Mapping[str, Any], path: object) -> None:
+    """Refuse a job with inputs the package does not have (a typo such as ``max_byte`` would be
+    ignored by the engines) or without a required one; ``JobInvalidError`` names the known inputs."""
+    inputs = {short_id(str(i["id"])): i for i in as_list(package.workflow.get("inputs"), "id", "type")}
+    known = ", ".join(sorted(inputs)) or "none"
+    unknown = sorted(k for k in job if k not in inputs)
+    if unknown:
+        raise JobInvalidError(
+            path, f"has unknown input(s) {', '.join(unknown)} (the package's inputs: {known})"
+        )
+    missing = sorted(
+        k for k, i in inputs.items()
+        if job.get(k) is None and i.get("default") is None and not _optional(i.get("type"))
+    )  # fmt: skip
+    if missing:
+        raise JobInvalidError(
+            path, f"lacks required input(s) {', '.join(missing)} (the package's inputs: {known})"
+        )
 
 
 def loopback_urls(job: Mapping[str, Any]) -> list[str]:

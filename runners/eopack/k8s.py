@@ -17,6 +17,14 @@ What Calrissian needs from the API (read from its source, Terradue/calrissian da
 
 Nothing else: no secrets, no cluster-wide rights, no ``update``/``patch``. Tool pods run as a second
 ServiceAccount bound to nothing and without a mounted token, so a tool cannot start pods itself.
+
+Every pod written here (the Job's and the helper pods that copy files in and out of the PVC) meets the
+Pod Security Standard "restricted" profile, and the Namespace enforces it
+(``pod-security.kubernetes.io/enforce: restricted``): ``restricted_violations`` states the profile's
+rules and the tests run every pod through it. Names carry a per-run token, so two runs whose
+``--outdir`` share a basename get distinct Job, PVC and ConfigMap names. Helper pods end by
+themselves (``activeDeadlineSeconds``), so a killed client leaves no pod running; the next run
+deletes the ended ones (``HELPER_SELECTOR``).
 """
 
 from __future__ import annotations
@@ -30,10 +38,14 @@ from typing import Any
 __all__ = [
     "CALRISSIAN_RULES",
     "DEFAULT_IMAGE",
+    "HELPER_SELECTOR",
     "MOUNT",
     "JobSpec",
+    "helper_pod",
     "k8s_name",
     "manifests",
+    "pod_spec_of",
+    "restricted_violations",
     "validate_manifests",
 ]
 
@@ -51,6 +63,21 @@ CALRISSIAN_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 _UNSAFE = re.compile(r"[^-a-z0-9]+")
+
+# Pod Security "restricted" (https://kubernetes.io/docs/concepts/security/pod-security-standards/).
+POD_SECURITY_LABELS = {
+    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")
+} | {"pod-security.kubernetes.io/enforce-version": "latest"}
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+HELPER_ROLE = "file-copy"
+HELPER_SELECTOR = f"eopack/role={HELPER_ROLE}"
+HELPER_DEADLINE = 3600  # seconds a helper pod may live, whatever happens to the client
 
 
 def k8s_name(*parts: str, limit: int = 63) -> str:
@@ -85,10 +112,16 @@ class JobSpec:
     ttl_seconds: int = 3600
     backoff_limit: int = 0  # a failed workflow is not retried blindly; the operator re-runs it
     run_as_user: int = 1000
+    # Distinguishes runs whose run_id (the --outdir basename) is the same; kept whole in ``name``.
+    token: str = ""
 
     @property
     def name(self) -> str:
-        return k8s_name(self.app, self.run_id, limit=52)  # room for suffixes such as -job-order
+        # 52 leaves room for suffixes such as -job-order; the token is never cut off.
+        if not self.token:
+            return k8s_name(self.app, self.run_id, limit=52)
+        token = k8s_name(self.token, limit=12)
+        return f"{k8s_name(self.app, self.run_id, limit=51 - len(token))}-{token}"
 
     @property
     def labels(self) -> dict[str, str]:
@@ -98,6 +131,16 @@ class JobSpec:
             "eopack/app": k8s_name(self.app),
             "eopack/run": self.name,
         }
+
+
+def pod_security_context(spec: JobSpec) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": spec.run_as_user,
+        "runAsGroup": spec.run_as_user,
+        "fsGroup": spec.run_as_user,  # the PVC is writable by that group
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def _meta(spec: JobSpec, name: str, namespaced: bool = True, run: bool = True) -> dict[str, Any]:
@@ -210,11 +253,7 @@ def job(spec: JobSpec) -> dict[str, Any]:
         ],
         "resources": {"requests": dict(spec.requests), "limits": dict(spec.limits)},
         "volumeMounts": mounts,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
     }
     return {
         "apiVersion": "batch/v1",
@@ -228,13 +267,7 @@ def job(spec: JobSpec) -> dict[str, Any]:
                 "spec": {
                     "serviceAccountName": spec.service_account,
                     "restartPolicy": "Never",
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": spec.run_as_user,
-                        "runAsGroup": spec.run_as_user,
-                        "fsGroup": spec.run_as_user,  # the PVC is writable by that group
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_security_context(spec),
                     "containers": [container],
                     "volumes": volumes,
                 },
@@ -247,10 +280,123 @@ def manifests(spec: JobSpec, with_namespace: bool = True) -> list[dict[str, Any]
     """All objects in apply order: Namespace, RBAC, PVC, ConfigMaps, Job."""
     objects: list[dict[str, Any]] = []
     if with_namespace:
-        objects.append(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(spec, spec.namespace, False, False)}
-        )
+        meta = _meta(spec, spec.namespace, False, False)
+        meta["labels"] = {**meta["labels"], **POD_SECURITY_LABELS}
+        objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
     return [*objects, *rbac(spec), volume_claim(spec), *config_maps(spec), job(spec)]
+
+
+def helper_pod(spec: JobSpec, suffix: str) -> dict[str, Any]:
+    """A pod mounting the run's PVC for ``kubectl cp`` in and out (the Job's pod cannot be used).
+
+    It sleeps and is deleted by the client when done; ``activeDeadlineSeconds`` ends it even when the
+    client was killed, and the label lets the next run delete the ended ones.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": k8s_name(spec.name, suffix),
+            "namespace": spec.namespace,
+            "labels": {**spec.labels, "eopack/role": HELPER_ROLE},
+        },
+        "spec": {
+            "serviceAccountName": spec.tool_service_account,
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": HELPER_DEADLINE,
+            "securityContext": pod_security_context(spec),
+            "containers": [
+                {
+                    "name": "files",
+                    "image": spec.image,
+                    "command": ["sleep", str(HELPER_DEADLINE)],
+                    "resources": {
+                        "requests": {"cpu": "50m", "memory": "64Mi"},
+                        "limits": {"cpu": "500m", "memory": "256Mi"},
+                    },
+                    "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+                    "volumeMounts": [{"name": "data", "mountPath": MOUNT}],
+                }
+            ],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": f"{spec.name}-pvc"}}],
+        },
+    }
+
+
+_RESTRICTED_VOLUMES = {
+    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
+}  # fmt: skip
+
+
+def pod_spec_of(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod spec inside a Pod, Job or CronJob; None for other kinds."""
+    kind, spec = obj.get("kind"), obj.get("spec") or {}
+    if kind == "Pod":
+        return spec
+    if kind == "Job":
+        return (spec.get("template") or {}).get("spec") or {}
+    if kind == "CronJob":
+        return ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template", {}).get("spec") or {}
+    return None
+
+
+def restricted_violations(pod: Mapping[str, Any]) -> list[str]:
+    """Where a pod spec breaks the Pod Security Standard "restricted" profile (v1.25+ rules).
+
+    Baseline: no host namespaces, privileged containers, added capabilities beyond NET_BIND_SERVICE,
+    hostPath volumes, host ports, unsafe sysctls, non-default /proc mounts or custom SELinux users.
+    Restricted adds: only the listed volume types, allowPrivilegeEscalation false, runAsNonRoot true
+    and no runAsUser 0, seccomp RuntimeDefault or Localhost, and every capability dropped.
+    """
+    problems: list[str] = []
+    pod_sc = pod.get("securityContext") or {}
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            problems.append(f"{key} is set")
+    for vol in pod.get("volumes") or []:
+        kinds = set(vol) - {"name"}
+        if not kinds <= _RESTRICTED_VOLUMES:
+            problems.append(f"volume {vol.get('name')} is of type {sorted(kinds - _RESTRICTED_VOLUMES)}")
+    if pod_sc.get("runAsUser") == 0:
+        problems.append("pod runAsUser is 0")
+    safe_sysctls = {"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
+                    "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start"}  # fmt: skip
+    for sysctl in pod_sc.get("sysctls") or []:
+        if sysctl.get("name") not in safe_sysctls:
+            problems.append(f"sysctl {sysctl.get('name')} is not in the safe set")
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    if not containers:
+        problems.append("no containers")
+    for c in containers:
+        sc, where = c.get("securityContext") or {}, f"container {c.get('name')}"
+        if sc.get("privileged"):
+            problems.append(f"{where} is privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where} does not set allowPrivilegeEscalation: false")
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
+            problems.append(f"{where} does not set runAsNonRoot: true")
+        if sc.get("runAsUser") == 0:
+            problems.append(f"{where} runAsUser is 0")
+        seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{where} has no RuntimeDefault/Localhost seccomp profile")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            problems.append(f"{where} does not drop ALL capabilities")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{where} adds capabilities {sorted(set(caps['add']) - {'NET_BIND_SERVICE'})}")
+        if sc.get("procMount", "Default") != "Default":
+            problems.append(f"{where} has procMount {sc['procMount']}")
+        if any(p.get("hostPort") for p in c.get("ports") or []):
+            problems.append(f"{where} uses a hostPort")
+        se_type = (sc.get("seLinuxOptions") or {}).get("type")
+        if se_type not in (None, "", "container_t", "container_init_t", "container_kvm_t"):
+            problems.append(f"{where} has SELinux type {se_type}")
+        if not (c.get("resources") or {}).get("limits"):
+            # Not in the profile, but an unbounded pod is what a quota'd namespace refuses.
+            problems.append(f"{where} has no resource limits")
+    return problems
 
 
 def validate_manifests(objects: Sequence[Mapping[str, Any]], version: str | None = None) -> list[str]:

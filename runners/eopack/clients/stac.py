@@ -42,9 +42,11 @@ class TransactionsDisabledError(StacApiError):
 class StacApi:
     """Minimal STAC API Transactions client: one-line errors, short timeouts, no proxy on loopback."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.session = http.session(self.url)  # proxies must not see loopback
+        if token:  # the write token (a local stack's <state>/write-token, or EOPACK_STAC_TOKEN)
+            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def request(self, method: str, path: str, body: Any = None) -> requests.Response:
         url = f"{self.url}{path}"

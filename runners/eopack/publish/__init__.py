@@ -22,6 +22,7 @@ Why it is built this way (issue 14, seed 004 "generate + validate + ingest"):
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +31,26 @@ from urllib.parse import quote
 
 from ..clients.stac import StacApi, StacApiError, TransactionsDisabledError, declares_transactions
 from ..console import Progress
+from ..errors import EopackError
 from ..services import stac as stac_service
 from .placement import AssetTarget, LocalAssets, PublishUsageError, TemplateAssets, Upload, asset_rel
 from .reader import Group, RunContent, for_api, generated_collection, merged_extent, read_run
-from .validator import OfflineStacValidator, Problem, PublishInvalidError, is_remote, local_path
+from .validator import (
+    OfflineStacValidator,
+    Problem,
+    PublishInvalidError,
+    id_problem,
+    is_remote,
+    local_path,
+    outside,
+)
 
 __all__ = [
     "AssetTarget",
     "LocalAssets",
     "OfflineStacValidator",
     "Problem",
+    "PublishIncompleteError",
     "PublishInvalidError",
     "PublishResult",
     "PublishUsageError",
@@ -52,6 +63,17 @@ __all__ = [
 ]
 
 # ------------------------------------------------------------------ publishing
+
+
+class PublishIncompleteError(EopackError):
+    """The API failed part-way: some items are live, the rest not; re-running finishes (idempotent)."""
+
+    def __init__(self, done: int, total: int, cause: Exception) -> None:
+        self.done, self.total, self.cause = done, total, cause
+        super().__init__(
+            f"{done} of {total} items published; re-run the same command to finish (publishing is "
+            f"idempotent). Stopped by: {cause}"
+        )
 
 
 @dataclass(frozen=True)
@@ -70,6 +92,14 @@ class PublishResult:
     @property
     def collection_urls(self) -> list[str]:
         return [f"{self.api_url}/collections/{quote(c)}" for c in self.collections]
+
+
+def _write_token(api_url: str, state_dir: Path | None) -> str | None:
+    """``EOPACK_STAC_TOKEN``, else the local stack's own token file (mode 600), else none."""
+    if os.environ.get("EOPACK_STAC_TOKEN"):
+        return os.environ["EOPACK_STAC_TOKEN"]
+    stack = stac_service.find_local_stack(api_url, state_dir)
+    return stac_service.write_token(stack) if stack is not None else None
 
 
 def default_target(api_url: str, state_dir: Path | None = None) -> AssetTarget:
@@ -98,6 +128,10 @@ def _plan(content: RunContent, target: AssetTarget) -> tuple[dict[str, list[dict
                 if is_remote(href):
                     continue  # already published somewhere
                 source = local_path(href, path.parent)
+                if outside(source, path.parent):  # read_run refused it already; never copy it
+                    raise PublishInvalidError(
+                        [Problem(path, "asset_outside_item", f"asset {key!r} is outside the item's folder")]
+                    )
                 upload = target.place(cid, str(doc["id"]), key, source, asset_rel(source, path))
                 uploads.setdefault(source, upload)
                 asset["href"] = upload.url
@@ -198,7 +232,16 @@ def publish(
         raise PublishInvalidError(content.problems)
     if not content.items:
         raise PublishInvalidError([Problem(content.roots[0], "run_items", "the catalog holds no items")])
-    api = StacApi(api_url)
+    bad_ids = [
+        Problem(content.roots[0], "id_charset", f"collection {why}")
+        for why in (id_problem(cid) for cid in content.groups)
+        if why
+    ]
+    if bad_ids:
+        for problem in bad_ids:
+            say(f"invalid: {problem}")
+        raise PublishInvalidError(bad_ids)
+    api = StacApi(api_url, _write_token(api_url, state_dir))
     landing = api.landing()
     if declares_transactions(landing) is False:
         raise TransactionsDisabledError(api_url, "its landing page declares no transaction conformance class")
@@ -221,12 +264,18 @@ def publish(
         say(f"copied {copied} asset file(s) ({len(uploads) - copied} already up to date)")
     created: list[str] = []
     updated: list[str] = []
-    for cid, items in planned.items():
-        _ensure_collection(api, _collection_doc(content.groups[cid]), say)
-        for item in items:
-            outcome = _upsert_item(api, cid, item)
-            (created if outcome == "created" else updated).append(str(item["id"]))
-            say(f"item {cid}/{item['id']}: {outcome}")
+    total = sum(len(items) for items in planned.values())
+    try:
+        for cid, items in planned.items():
+            _ensure_collection(api, _collection_doc(content.groups[cid]), say)
+            for item in items:
+                outcome = _upsert_item(api, cid, item)
+                (created if outcome == "created" else updated).append(str(item["id"]))
+                say(f"item {cid}/{item['id']}: {outcome}")
+    except (EopackError, OSError) as err:
+        if isinstance(err, TransactionsDisabledError) and not created and not updated:
+            raise
+        raise PublishIncompleteError(len(created) + len(updated), total, err) from None
     say(f"published {len(created) + len(updated)} items ({len(created)} created, {len(updated)} updated)")
     return PublishResult(
         api_url,

@@ -60,6 +60,11 @@ class LocalAssets:
 
     def place(self, collection: str, item: str, key: str, source: Path, rel: str) -> Upload:
         parts = [collection, item, *rel.split("/")]
+        dest = self.folder.joinpath(*parts)
+        if any(p in ("", ".", "..") for p in parts) or not dest.resolve().is_relative_to(
+            self.folder.resolve()
+        ):
+            raise PublishUsageError(f"asset {key!r} of item {item!r} would be written outside {self.folder}")
         return Upload(
             source,
             self.base_url.rstrip("/") + "/" + "/".join(quote(p) for p in parts),

@@ -191,8 +191,40 @@ def local_path(href: str, base: Path) -> Path:
     )
 
 
+# Item, collection and catalog ids become URL and folder parts where the assets are published:
+# letters, digits, '.', '_', '-', starting with a letter or digit (no '/', '..', absolute paths).
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+
+
+def id_problem(value: object) -> str | None:
+    """Why ``value`` is not a safe id, or None."""
+    if not isinstance(value, str) or not SAFE_ID.match(value) or ".." in value:
+        return (
+            f"id {value!r} is not allowed: ids become folder and URL parts, so they use only letters, "
+            "digits, '.', '_' and '-', start with a letter or digit and hold no '..'"
+        )
+    return None
+
+
+def outside(source: Path, folder: Path) -> bool:
+    """True when ``source`` (resolved, symlinks followed) is not inside ``folder``."""
+    try:
+        source.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return True
+    return False
+
+
 def house_rules(doc: dict[str, Any], path: Path) -> Iterator[Problem]:
-    """DESIGN.md §3 beyond the JSON schema, plus what pgstac needs (a geometry)."""
+    """DESIGN.md §3 beyond the JSON schema, plus what pgstac needs (a geometry).
+
+    Safety (issue 21 #3): ids in the safe character set, and every local asset inside its item's
+    folder (an absolute href, a ``..`` or a symlink out of it would publish any readable file).
+    """
+    if doc.get("type") in ("Feature", "Collection", "Catalog"):
+        why = id_problem(doc.get("id"))
+        if why:
+            yield Problem(path, "id_charset", why)
     if doc.get("type") != "Feature":
         return
     props = doc.get("properties") or {}
@@ -212,5 +244,9 @@ def house_rules(doc: dict[str, Any], path: Path) -> Iterator[Problem]:
             yield Problem(path, "asset_type", f"asset {key!r} has no media type")
         if not href:
             yield Problem(path, "asset_href", f"asset {key!r} has no href")
+        elif not is_remote(href) and outside(local_path(href, path.parent), path.parent):
+            yield Problem(
+                path, "asset_outside_item", f"asset {key!r} points to {href!r}, outside the item's folder"
+            )
         elif not is_remote(href) and not local_path(href, path.parent).exists():  # a file, or a Zarr store
             yield Problem(path, "asset_href", f"asset {key!r} points to {href!r}, which does not exist")

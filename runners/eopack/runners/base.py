@@ -12,6 +12,7 @@ import enum
 import importlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -27,7 +28,7 @@ from ..clients import docker, gateway
 from ..console import notice
 from ..dask import lower
 from ..errors import UnknownRunnerError
-from ..job import load_job, loopback_urls
+from ..job import check_inputs, load_job, loopback_urls
 from ..locality import check_gateway_inputs
 from ..package import (
     Package,
@@ -39,6 +40,8 @@ from ..package import (
     service_state_dir,
     short_id,
 )
+from . import secret_files
+from .secret_files import SECRET_ENV
 
 __all__ = [
     "FORWARDED_ENV",
@@ -202,18 +205,37 @@ def tee_process(
     return 128 + signal.SIGINT if interrupted else code
 
 
+_LOCATION = re.compile(r"^\S+:\d+:\d+:\s*")
+_LOG_LEVEL = ("INFO ", "WARNING ", "ERROR ", "DEBUG ", "[")
+INVALID_JOB = "Invalid job input record"
+
+
 def tool_errors(log_path: Path, tools: Sequence[str]) -> tuple[str, ...]:
-    """The one-line errors the tools printed (``<tool>: error: ...``), for the user's summary."""
+    """The one-line errors the tools printed (``<tool>: error: ...``), for the user's summary.
+
+    Failing that, the engine's first error; when it ends in ``:`` ("Workflow error, try again with
+    --debug for more information:") the lines after it say what is wrong (a missing or mistyped
+    input), so they are joined into it, without their ``file:line:col:`` prefixes.
+    """
     if not log_path.exists():
         return ()
     marks = tuple(f"{t}: error:" for t in tools)
     found, engine = [], []
-    for line in log_path.read_text(errors="replace").splitlines():
+    lines = log_path.read_text(errors="replace").splitlines()
+    for i, line in enumerate(lines):
         text = line.strip()
         for mark in marks:
             if mark in text:
                 found.append(text[text.index(mark) :])
         if text.startswith("ERROR ") and "Output is missing expected field" not in text:
+            if text.endswith(":"):
+                detail = []
+                for nxt in lines[i + 1 : i + 6]:
+                    if not nxt.strip() or nxt.startswith(_LOG_LEVEL):
+                        break
+                    detail.append(_LOCATION.sub("", nxt.strip()))
+                if detail:
+                    text = " ".join(detail)
             engine.append(text)
     # The tool's own line says what to fix; the engine's first error is the fallback.
     return tuple(dict.fromkeys(found)) or tuple(engine[:1])
@@ -287,6 +309,8 @@ class Prepared:
     host_network: bool
     options: RunOptions
     env_additions: Mapping[str, str] = field(default_factory=dict)
+    # Secrets handed to containerised tools by file (secret_files); removed when the run ends.
+    secrets_dir: Path | None = None
 
     @property
     def meta(self) -> Path:
@@ -298,8 +322,15 @@ class Prepared:
         return f"{self.cwl}#{self.cwl.stem}"
 
     def forwarded(self) -> list[str]:
-        """The names in FORWARDED_ENV that are set, for the engine's ``--preserve-environment``."""
-        return [n for n in FORWARDED_ENV if n in os.environ or n in self.options.env]
+        """The names in FORWARDED_ENV that are set, for the engine's ``--preserve-environment``.
+
+        In container mode the engine puts each on the ``docker run`` line (``--env=NAME=value``),
+        which is logged and visible in ``ps``: secrets then travel by file instead (secret_files).
+        """
+        names = [n for n in FORWARDED_ENV if n in os.environ or n in self.options.env]
+        if self.use_containers:
+            names = [n for n in names if n not in SECRET_ENV]
+        return names
 
     def process_env(self) -> dict[str, str]:
         env = {**os.environ, **self.options.env, **self.env_additions}
@@ -313,14 +344,18 @@ def prepare(
     job_path: Path,
     options: RunOptions,
     transform: Callable[[dict[str, Any], RunOptions], None] | None = None,
+    secrets_by_file: bool = False,
 ) -> Prepared:
     """Make the run directory: decide on containers, lower Dask, write the copy and the job.
 
     The same steps for every engine that runs the CWL file locally (cwltool, Toil), so a package
     behaves the same whichever of them runs it. ``transform`` lets an engine adjust the copy
-    (with the final options, secrets included) before it is written.
+    (with the final options, secrets included) before it is written. ``secrets_by_file``: the
+    engine runs the copy here and may hand secrets to containers as files (secret_files); engines
+    that would copy such a file elsewhere (Toil's job store, a WES server) leave it False.
     """
     job = load_job(job_path)
+    check_inputs(package, job, job_path)
     run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
     use_containers, why = container_decision(package, options.no_container)
     check_gateway_inputs(package, job, use_containers, options.dask_gateway_url)
@@ -352,6 +387,14 @@ def prepare(
         )
     if not use_containers:
         docker_to_hint(doc)
+    secrets_dir = None
+    values = {**os.environ, **options.env}
+    secret_names = [n for n in SECRET_ENV if values.get(n)]
+    if secrets_by_file and use_containers and lowered and secret_names:
+        secrets_dir = run_dir / ".eopack" / "secrets"
+        files = {n: secret_files.write(secrets_dir, n, values[n]) for n in secret_names}
+        job = dict(job)
+        secret_files.wire(doc, lowered, secret_names, job, files)
     if transform is not None:
         transform(doc, options)
     cwl, job_file = write_run_copy(run_dir, package, doc, job)
@@ -364,7 +407,9 @@ def prepare(
     if not use_containers:
         # The tools' console scripts live next to this interpreter (the workspace venv).
         additions["PATH"] = str(Path(sys.executable).parent)
-    return Prepared(package, job, run_dir, cwl, job_file, use_containers, bool(loopback), options, additions)
+    return Prepared(
+        package, job, run_dir, cwl, job_file, use_containers, bool(loopback), options, additions, secrets_dir
+    )
 
 
 def shell_command(cmd: Sequence[str], env_additions: Mapping[str, str] | None = None) -> str:
@@ -384,16 +429,18 @@ def execute(prepared: Prepared, cmd: Sequence[str], engine: str) -> RunResult:
     """
     line = shell_command(cmd, prepared.env_additions)
     (prepared.meta / "command.txt").write_text(line + "\n")
-    if prepared.options.print_command:
-        return RunResult(RunStatus.NOT_RUN, 0, prepared.run_dir, command=line)
     log = prepared.meta / f"{engine}.log"
     stdout = prepared.meta / f"{engine}-output.json"
-    code = tee_process(cmd, log, prepared.process_env(), prepared.options.quiet, stdout)
     try:
+        if prepared.options.print_command:
+            return RunResult(RunStatus.NOT_RUN, 0, prepared.run_dir, command=line)
+        code = tee_process(cmd, log, prepared.process_env(), prepared.options.quiet, stdout)
         return finish(prepared.package, prepared.run_dir, code, log, stdout, line)
     finally:
         # Whatever the engine staged and we did not move is not a result.
         shutil.rmtree(prepared.meta / "out", ignore_errors=True)
+        if prepared.secrets_dir is not None:
+            secret_files.remove(prepared.secrets_dir)
 
 
 def finish(
@@ -406,11 +453,14 @@ def finish(
             if code < 0 or code - 128 in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
             else RunStatus.FAILED
         )
+        errors = tool_errors(log, tool_commands(package))
+        if errors and errors[0].startswith(INVALID_JOB):
+            code = 2  # the job file is wrong: bad input
         return RunResult(
             status,
             code if code > 0 else 1,
             run_dir,
-            errors=tool_errors(log, tool_commands(package)),
+            errors=errors,
             log=log,
             command=line,
         )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -39,12 +40,13 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 from ..console import notice
 from ..dask import to_requirement
 from ..errors import EopackError, PackageInvalidError, ServiceUnavailableError
-from ..k8s import DEFAULT_IMAGE, INPUT_MOUNT, MOUNT, JobSpec, k8s_name, manifests
+from ..k8s import DEFAULT_IMAGE, HELPER_SELECTOR, INPUT_MOUNT, MOUNT, JobSpec, helper_pod, manifests
 from ..package import DASK_CLASS, Package, as_list, class_name, repo_root, short_id
 from .base import (
     RunOptions,
     RunResult,
     RunStatus,
+    check_inputs,
     collect_outputs,
     default_run_dir,
     load_job,
@@ -280,8 +282,14 @@ def _runner_options(extra: Sequence[str]) -> tuple[argparse.Namespace, list[str]
     return parser.parse_known_args(list(extra))
 
 
-def plan(pkg: Package, job: Mapping[str, Any], run_id: str, options: RunOptions) -> CalrissianPlan:
-    """Build the command line, the Job and its companions for one run (no I/O)."""
+def plan(
+    pkg: Package, job: Mapping[str, Any], run_id: str, options: RunOptions, token: str = ""
+) -> CalrissianPlan:
+    """Build the command line, the Job and its companions for one run (no I/O).
+
+    ``token`` makes the Kubernetes names unique to this run (``run_id`` is the --outdir basename,
+    which two runs may share).
+    """
     opts, passthrough = _runner_options(options.extra_args)
     gateway = options.dask_gateway_url or os.environ.get("EOPACK_DASK_GATEWAY_URL")
     if _has_dask(pkg) and not gateway:
@@ -320,6 +328,7 @@ def plan(pkg: Package, job: Mapping[str, Any], run_id: str, options: RunOptions)
         storage=opts.storage,
         storage_class=opts.storage_class,
         tool_service_account=tool_sa,
+        token=token,
     )
     return CalrissianPlan(command, job_args, spec, manifests(spec), doc, pvc_job, staged)
 
@@ -375,8 +384,9 @@ class CalrissianRunner:
                 "--no-container is not possible", "Calrissian always runs each step in its image; drop it."
             )
         job = load_job(job_path)
+        check_inputs(package, job, job_path)
         run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
-        the_plan = plan(package, job, run_dir.name, options)
+        the_plan = plan(package, job, run_dir.name, options, token=secrets.token_hex(3))
         meta = run_dir / ".eopack"
         meta.mkdir(parents=True, exist_ok=True)
         cwl = meta / f"{package.name}.cwl"
@@ -437,26 +447,8 @@ class _KubectlRun:
 
     def helper_pod(self, suffix: str) -> str:
         """A pod mounting the run's PVC, for kubectl cp in and out (the Job's pod cannot be used)."""
-        name = k8s_name(self.name, suffix)
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": self.ns, "labels": self.plan.spec.labels},
-            "spec": {
-                "serviceAccountName": self.plan.spec.tool_service_account,
-                "restartPolicy": "Never",
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "fsGroup": 1000},
-                "containers": [
-                    {
-                        "name": "files",
-                        "image": self.plan.spec.image,
-                        "command": ["sleep", "3600"],
-                        "volumeMounts": [{"name": "data", "mountPath": MOUNT}],
-                    }
-                ],
-                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": f"{self.name}-pvc"}}],
-            },
-        }
+        pod = helper_pod(self.plan.spec, suffix)
+        name = str(pod["metadata"]["name"])
         path = self.run_dir / ".eopack" / f"{suffix}-pod.json"
         path.write_text(json.dumps(pod))
         self.kubectl("apply", "-f", str(path))
@@ -469,6 +461,11 @@ class _KubectlRun:
         others = self.run_dir / ".eopack" / "setup.yaml"
         others.write_text(dump_all(objects[:-1]))
         subprocess.run([kubectl() or "kubectl", "apply", "-f", str(others)], check=True, capture_output=True)
+        # Helper pods left by a killed client ended by their deadline; remove them now.
+        self.kubectl(
+            "delete", "pod", "-l", HELPER_SELECTOR, "--field-selector=status.phase!=Running",
+            "--wait=false", check=False,
+        )  # fmt: skip
         if self.plan.staged:
             pod = self.helper_pod("stage-in")
             try:

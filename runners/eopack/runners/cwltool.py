@@ -52,7 +52,7 @@ class CwltoolRunner:
         return cmd
 
     def run(self, package: Package, job_path: Path, options: RunOptions) -> RunResult:
-        prepared = prepare(package, job_path, options)
+        prepared = prepare(package, job_path, options, secrets_by_file=True)
         cmd = self.command(
             prepared.cwl,
             prepared.job_file,

@@ -20,6 +20,7 @@ HTTP basic auth only: never printed, logged or written to the run directory.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from ..clients import wes as wes_client
 from ..clients.wes import TERMINAL, WesClient
 from ..console import notice
 from ..errors import ServiceUnavailableError
-from ..package import Package, load_yaml, service_state_dir
+from ..package import Package, as_list, load_yaml, service_state_dir, short_id
 from .base import (
     FORWARDED_ENV,
     RunOptions,
@@ -227,7 +228,8 @@ class WesRunner:
                 log=log,
                 command=line,
             )
-        copied = fetch_outputs(run_log.get("outputs") or {}, run_dir)
+        known = [short_id(str(o["id"])) for o in as_list(package.workflow.get("outputs"), "id")]
+        copied = fetch_outputs(run_log.get("outputs") or {}, run_dir, run_id, known)
         outputs, catalog = collect_outputs(package, copied, run_dir)
         return RunResult(RunStatus.SUCCEEDED, 0, run_dir, outputs, catalog, log=log, command=line)
 
@@ -252,32 +254,71 @@ def with_basenames(job: Mapping[str, Any]) -> dict[str, Any]:
     return {key: fix(value) for key, value in job.items()}
 
 
-def fetch_outputs(outputs: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
+_OUTPUT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def _in_run_outputs(src: Path, run_id: str) -> bool:
+    """True when ``src`` (symlinks resolved) lies in the run's ``<run_id>/outputs/`` (Toil WES's layout)."""
+    parts = src.resolve().parts
+    return any(parts[i] == run_id and parts[i + 1] == "outputs" for i in range(len(parts) - 2))
+
+
+def fetch_outputs(
+    outputs: Mapping[str, Any], run_dir: Path, run_id: str, known: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Copy each File/Directory output the server reports into ``run_dir`` (shared file system).
 
     Copies, never moves: the server keeps its copy for other readers (``GET /runs/{id}``).
+    The server is not trusted with paths (issue 21 #8): an output key must be one of the package's
+    outputs (``known``) and a plain name, the destination must stay in ``run_dir``, the source must
+    be in this run's ``<run_id>/outputs/`` folder, and symlinks are copied as links, never followed.
+    Every output is checked before anything is deleted or copied.
     """
+    plan: list[tuple[str, dict[str, Any], Path, Path]] = []
     copied: dict[str, Any] = {}
+    root = run_dir.resolve()
     for key, value in outputs.items():
-        if isinstance(value, dict) and value.get("class") in ("File", "Directory"):
-            location = str(value.get("path") or value.get("location", ""))
-            src = Path(location.removeprefix("file://"))
-            if "://" in location.removeprefix("file://") or not src.exists():
-                raise ServiceUnavailableError(
-                    "WES outputs",
-                    f"output {key!r} is at {location}, which this machine cannot read",
-                    "Run the client where the server's work dir is mounted (see wes/README.md).",
-                )
-            dst = run_dir / (key if value["class"] == "Directory" else src.name)
-            if dst.exists():
-                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
-            if value["class"] == "Directory":
-                shutil.copytree(src, dst)
-            else:
-                shutil.copy2(src, dst)
-            value = {**value, "location": dst.as_uri(), "path": str(dst)}
-            value.pop("listing", None)
-        copied[key] = value
+        if known is not None and key not in known:
+            raise ServiceUnavailableError(
+                "WES outputs", f"the server reports an output {key!r} the package does not have",
+                "Check the server; nothing was copied.",
+            )  # fmt: skip
+        if not (isinstance(value, dict) and value.get("class") in ("File", "Directory")):
+            copied[key] = value
+            continue
+        location = str(value.get("path") or value.get("location", ""))
+        src = Path(location.removeprefix("file://"))
+        if "://" in location.removeprefix("file://") or not src.exists():
+            raise ServiceUnavailableError(
+                "WES outputs",
+                f"output {key!r} is at {location}, which this machine cannot read",
+                "Run the client where the server's work dir is mounted (see wes/README.md).",
+            )
+        name = key if value["class"] == "Directory" else src.name
+        dst = run_dir / name
+        if not _OUTPUT_KEY.match(key) or not _OUTPUT_KEY.match(name) or dst.resolve().parent != root:
+            raise ServiceUnavailableError(
+                "WES outputs", f"output {key!r} would be written outside {run_dir}",
+                "Check the server; nothing was copied.",
+            )  # fmt: skip
+        if not _in_run_outputs(src, run_id):
+            raise ServiceUnavailableError(
+                "WES outputs", f"output {key!r} is at {src}, outside run {run_id}'s outputs folder",
+                "Check the server; nothing was copied.",
+            )  # fmt: skip
+        plan.append((key, value, src, dst))
+    for key, value, src, dst in plan:
+        if dst.is_symlink() or dst.is_file():
+            dst.unlink()
+        elif dst.exists():
+            shutil.rmtree(dst)
+        if value["class"] == "Directory":
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copy2(src, dst, follow_symlinks=False)
+        entry = {**value, "location": dst.as_uri(), "path": str(dst)}
+        entry.pop("listing", None)
+        copied[key] = entry
     return copied
 
 

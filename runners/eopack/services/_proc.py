@@ -131,8 +131,11 @@ def spawn(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     pid_file: Path | None = None,
+    umask: int = -1,
 ) -> int:
     """Start a long-running command detached in its own session, output appended to ``log``.
+
+    ``umask`` (e.g. ``0o077``) sets the files it creates private to its owner; -1 keeps ours.
 
     Its own session means the caller's Ctrl-C does not reach it and ``stop_pid`` can signal the
     whole process group (uvicorn reloaders, gunicorn workers) at once.
@@ -147,6 +150,7 @@ def spawn(
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=umask,
         )
     if pid_file is not None:
         pid_file.write_text(f"{proc.pid}\n")

@@ -17,8 +17,10 @@ Process plumbing (spawn, stop, ports, /proc) is in ``_proc``; no click here (com
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -47,10 +49,19 @@ def quiet(_message: str) -> None:
 
 
 def write_secret(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable by its owner only (mode 600 before any byte is written)."""
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
+    """Write ``text`` to ``path`` readable by its owner only (mode 600 before any byte is written).
+
+    A new file beside it, then an atomic rename: whatever ``path`` was (a file someone made
+    world-readable, a planted symlink) is replaced, never followed, and the mode is 600 every time.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 600, O_EXCL
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class JsonState:

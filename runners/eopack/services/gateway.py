@@ -183,6 +183,11 @@ def server_command() -> list[str] | None:
     return [found] if found else None
 
 
+def cluster_max_workers(cores: int) -> int:
+    """Workers one local cluster may have: 4 per core (overcommit is fine, a fork bomb is not), ≥ 8."""
+    return max(4 * cores, 8)
+
+
 def _dask_executable() -> Path:
     return Path(sys.executable).parent / "dask"
 
@@ -207,6 +212,7 @@ def _write_files(layout: _Layout) -> None:
         "preload": str(layout.preload),
         "max_cores": max(cores, 1),
         "max_memory_gib": max(round(memory_gib, 1), 1.0),
+        "cluster_max_workers": cluster_max_workers(cores),
     }
     layout.settings.write_text(json.dumps(settings, indent=2) + "\n")
     shutil.copyfile(RECORD, layout.preload)

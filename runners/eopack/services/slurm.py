@@ -29,6 +29,7 @@ import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -226,17 +227,40 @@ def munge_dir(base: Path) -> Path:
 
 
 def _prepare_munge(base: Path) -> None:
-    """munged refuses directories others can write to; its socket dir belongs to the munge user."""
+    """munged refuses directories others can write to; its socket dir belongs to the munge user.
+
+    The folder's name is predictable (``munge_dir``), so another local user may have made it first,
+    or planted a symlink in it (issue 21 #4d: root then changed a victim file's owner and mode).
+    So: the folder must be a real directory owned by us or the munge user, and nothing in it is
+    followed: the log is opened with O_NOFOLLOW (a planted link is removed) and changed by its fd.
+    """
     mdir = munge_dir(base)
-    mdir.mkdir(parents=True, exist_ok=True)
-    mdir.chmod(0o755)
-    if os.geteuid() == 0:
-        munge = pwd.getpwnam("munge")
-        os.chown(mdir, munge.pw_uid, munge.pw_gid)
+    munge = pwd.getpwnam("munge") if os.geteuid() == 0 else None
+    try:
+        mdir.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        st = os.lstat(mdir)
+        owners = {os.geteuid(), *([munge.pw_uid] if munge else [])}
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in owners:
+            raise ServiceUnavailableError(
+                "Slurm",
+                f"{mdir} exists and is not a folder of ours or the munge user's (someone else made it)",
+                f"Remove {mdir} and retry.",
+            ) from None
+    os.chmod(mdir, 0o755, follow_symlinks=False)  # noqa: S103 - munge clients must reach its socket
+    if munge is not None:
+        os.chown(mdir, munge.pw_uid, munge.pw_gid, follow_symlinks=False)
         log = mdir / "munged.log"
-        log.touch()
-        os.chown(log, munge.pw_uid, munge.pw_gid)
-        log.chmod(0o640)
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o640)
+        except OSError:  # ELOOP: a symlink was planted there
+            log.unlink()
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+        try:
+            os.fchown(fd, munge.pw_uid, munge.pw_gid)
+            os.fchmod(fd, 0o640)
+        finally:
+            os.close(fd)
 
 
 def _munge_user() -> str | None:

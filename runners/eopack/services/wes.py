@@ -100,6 +100,12 @@ WORKER_ENV = (
     "EOPACK_GATEWAY_STATE_DIR",
 )
 
+# Runs' folders, job stores, logs and the state store hold users' inputs and results: the server and
+# the workers create them readable by the service user only (issue 21 #17).
+PRIVATE_UMASK = 0o077
+# Of those, the secrets: never in the workers' environment, a mode-600 file named by <NAME>_FILE.
+SECRET_WORKER_ENV = ("DASK_GATEWAY_PASSWORD",)
+
 
 # ------------------------------------------------------------------ public results
 
@@ -275,6 +281,10 @@ def _htpasswd_line(user: str, password: str, log: Path) -> str:
 def _write_files(layout: _Layout, state: _State) -> None:
     for folder in (layout.redis, layout.nginx / "tmp", layout.workflows, layout.work, layout.logs):
         folder.mkdir(parents=True, exist_ok=True)
+    # Runs' inputs and results, job stores, logs and the state store: the service user's only
+    # (issue 21 #17); re-applied at every `up`, so a state dir made before stays private too.
+    for folder in (layout.root, layout.workflows, layout.work, layout.logs):
+        folder.chmod(0o700)
     write_secret(layout.password_file, state.password + "\n")
     if not layout.htpasswd.exists() or not layout.htpasswd.read_text().startswith(state.user + ":"):
         write_secret(layout.htpasswd, _htpasswd_line(state.user, state.password, layout.logs / "setup.log"))
@@ -350,6 +360,15 @@ def _worker_env(layout: _Layout, venv: Path) -> dict[str, str]:
     if not slurm.SYSTEM_CONF.exists():
         env["SLURM_CONF"] = str(slurm.config_path())
     env.update({name: os.environ[name] for name in WORKER_ENV if name in os.environ})
+    # Secrets by file (issue 21 #2): in container mode Toil logs the tools' `docker run --env=...`
+    # line into each run's stderr. The tool reads DASK_GATEWAY_PASSWORD_FILE instead (eo-common's
+    # dask_cluster); TOOL_ENV names only what tools may see, never a secret.
+    for name in SECRET_WORKER_ENV:
+        value = env.pop(name, None)
+        if value:
+            path = layout.root / name.lower()
+            write_secret(path, value)
+            env[f"{name}_FILE"] = str(path)
     env[TOOL_ENV] = ",".join(name for name in WORKER_ENV if name in env)
     return env
 
@@ -438,6 +457,7 @@ def _start_worker(layout: _Layout, venv: Path, workers: int) -> int:
         cwd=layout.workflows,
         env=_worker_env(layout, venv),
         pid_file=layout.pid["worker"],
+        umask=PRIVATE_UMASK,
     )
 
 
@@ -465,6 +485,7 @@ def _start_server(layout: _Layout, venv: Path, state: _State) -> int:
         cwd=layout.workflows,
         env=env,
         pid_file=layout.pid["server"],
+        umask=PRIVATE_UMASK,
     )
 
 

@@ -186,8 +186,12 @@ def test_unreachable_gateway_is_an_error_not_a_local_fallback() -> None:
         pass
 
 
-def test_sigterm_shuts_the_gateway_cluster_down(tmp_path) -> None:
-    """SIGTERM mid-run still reaches the cleanup (exit 143), in a real separate process."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT], ids=lambda s: s.name)
+def test_sigterm_shuts_the_gateway_cluster_down(tmp_path, sig: signal.Signals) -> None:
+    """SIGTERM, SIGHUP (ssh gone) or SIGQUIT mid-run still reach the cleanup, in a real separate process.
+
+    Issue 21 #11: SIGHUP and SIGQUIT used to kill the tool with the cluster left on the gateway.
+    """
     marker = tmp_path / "calls.txt"
     script = textwrap.dedent(f"""
         import sys, time
@@ -204,6 +208,19 @@ def test_sigterm_shuts_the_gateway_cluster_down(tmp_path) -> None:
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 128 + sig
     assert marker.read_text().endswith("shutdown,gateway.close")
+
+
+def test_gateway_password_is_read_from_a_file(tmp_path) -> None:
+    """In a container the runner passes DASK_GATEWAY_PASSWORD_FILE, never the password itself (issue 21 #2)."""
+    from eopack_eo_common.dask_cluster import _close_gateway, _gateway
+
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    gateway = _gateway("http://127.0.0.1:9", {"DASK_GATEWAY_PASSWORD_FILE": str(secret)})
+    try:
+        assert gateway.auth.password == "s3cret" and gateway.auth.username == "eopack"
+    finally:
+        _close_gateway(gateway)

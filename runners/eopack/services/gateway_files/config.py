@@ -87,6 +87,11 @@ def configure(c: Any, here: Path) -> None:
     c.ClusterConfig.worker_cmd = [dask, "worker"]
     c.ClusterConfig.idle_timeout = float(state["idle_timeout"])
     c.ClusterConfig.environment = {"EOPACK_GATEWAY_LOGS": str(logs)}
+    # Local workers are processes on this machine: a client (or an input-driven requirement) must not
+    # be able to fork thousands. The cap allows some overcommit (tests run 4 workers on 2 cores);
+    # the scheduler's own core counts against cluster_max_cores.
+    c.ClusterConfig.cluster_max_workers = int(settings["cluster_max_workers"])
+    c.ClusterConfig.cluster_max_cores = float(settings["cluster_max_workers"] + 1)
     c.Backend.cluster_options = Options(
         Integer("worker_cores", 1, min=1, max=max_cores, label="Worker cores"),
         Integer("worker_cores_limit", 1, min=1, max=max_cores, label="Worker cores limit"),

@@ -7,7 +7,7 @@ Order, exactly:
 2. ``DASK_GATEWAY_URL`` set: create a cluster with the worker size the runner lowered from the
    package's DaskGatewayRequirement, scale it to
    ``min(max_cores // worker_cores_limit, max_memory // worker_memory)`` and shut it down on
-   every exit path: success, exception, and SIGTERM.
+   every exit path: success, exception, SIGTERM, SIGHUP and SIGQUIT.
 3. Neither: a local ``distributed.LocalCluster`` sized to the cores and memory this process may
    use (cgroup limits inside a container).
 
@@ -182,20 +182,39 @@ def _gateway(spec_url: str | None, env: Mapping[str, str]) -> Any:
     if env.get("DASK_GATEWAY_PROXY_ADDRESS"):
         kwargs["proxy_address"] = env["DASK_GATEWAY_PROXY_ADDRESS"]
     # Password auth of a local gateway; on Kubernetes the dask config under /etc/dask decides.
-    if env.get("DASK_GATEWAY_PASSWORD"):
-        kwargs["auth"] = BasicAuth(env.get("DASK_GATEWAY_USER") or "eopack", env["DASK_GATEWAY_PASSWORD"])
+    # In a container the runner passes it by file (DASK_GATEWAY_PASSWORD_FILE): an environment
+    # variable would be on the engine's `docker run` line, in its log and in `ps`.
+    password = env.get("DASK_GATEWAY_PASSWORD") or _read_secret(env.get("DASK_GATEWAY_PASSWORD_FILE"))
+    if password:
+        kwargs["auth"] = BasicAuth(env.get("DASK_GATEWAY_USER") or "eopack", password)
     return Gateway(**kwargs)
 
 
-class _Sigterm:
-    """While a cluster is being created, SIGTERM is held back until its shutdown is registered.
+# The signals that end a tool: SIGTERM (kill, a runner or Slurm cancelling), SIGHUP (the ssh session
+# or terminal went away) and SIGQUIT (Ctrl-\\). SIGINT already raises KeyboardInterrupt. Each becomes
+# SystemExit(128 + signum) while a gateway cluster is ours, so ``finally`` shuts the cluster down.
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
-    Otherwise a SIGTERM landing inside ``gateway.new_cluster`` (the cluster exists on the gateway,
-    but we do not know its name yet) would leak it. A second SIGTERM is not held back.
+
+def _read_secret(path: str | None) -> str:
+    """The secret in ``path`` without its trailing newline; "" when no path is given."""
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().rstrip("\n")
+    except OSError as err:
+        raise ToolError(f"cannot read the gateway password file {path}: {err.strerror}") from None
+
+
+class _Sigterm:
+    """While a cluster is being created, an ending signal is held back until its shutdown is registered.
+
+    Otherwise a signal landing inside ``gateway.new_cluster`` (the cluster exists on the gateway,
+    but we do not know its name yet) would leak it. A second signal is not held back.
     """
 
     holding = False
-    pending = False
+    pending: int | None = None
 
 
 def _raise_sigterm(signum: int = signal.SIGTERM) -> None:
@@ -204,36 +223,40 @@ def _raise_sigterm(signum: int = signal.SIGTERM) -> None:
 
 @contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit while a cluster is ours, so ``finally`` shuts it down."""
+    """Turn SIGTERM, SIGHUP and SIGQUIT into SystemExit while a cluster is ours (see ENDING_SIGNALS)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, _frame: object) -> None:
-        if _Sigterm.holding and not _Sigterm.pending:
-            _Sigterm.pending = True
-            log.warning("Dask: SIGTERM received while the cluster starts; stopping once it can be shut down")
+        if _Sigterm.holding and _Sigterm.pending is None:
+            _Sigterm.pending = signum
+            log.warning(
+                "Dask: %s received while the cluster starts; stopping once it can be shut down",
+                signal.Signals(signum).name,
+            )
             return
         _raise_sigterm(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in ENDING_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 @contextmanager
 def _sigterm_held() -> Iterator[None]:
-    """Hold SIGTERM back for the enclosed block; act on it right after (see ``_Sigterm``)."""
-    _Sigterm.holding, _Sigterm.pending = True, False
+    """Hold ending signals back for the enclosed block; act on them right after (see ``_Sigterm``)."""
+    _Sigterm.holding, _Sigterm.pending = True, None
     try:
         yield
     finally:
         pending = _Sigterm.pending
-        _Sigterm.holding = _Sigterm.pending = False
-        if pending:
-            _raise_sigterm()
+        _Sigterm.holding, _Sigterm.pending = False, None
+        if pending is not None:
+            _raise_sigterm(pending)
 
 
 def _wait_for_workers(client: Any, cluster_name: str, wanted: int, timeout: float) -> None:
