@@ -136,8 +136,7 @@ STYLE_CASES = [
     ids=[c[3] + "-" + c[2].split(": ")[1][:20] for c in STYLE_CASES],
 )
 def test_style_and_metadata_findings_carry_their_check_id(
-    eopack: Eopack,
-    repo_copy: Path, old: str, new: str, line: str, check: str
+    eopack: Eopack, repo_copy: Path, old: str, new: str, line: str, check: str
 ) -> None:
     _edit(repo_copy / "app-packages/convert-url/convert-url.cwl", old, new)
     proc = eopack("validate", "convert-url", "--no-cwltool", cwd=repo_copy)
