@@ -274,15 +274,6 @@ def _direct_run(app: str, stac_api: StacStack, tmp_path: Path) -> Path:
     return Path(value["path"])
 
 
-NESTED = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 19 item 1 (not on this branch): cloudless-mosaic links its items under a child "
-    "Collection, so the platform's stage-out (root get_items(), not recursive) finds none; "
-    "stage-out exits 1 saying so. Remove this mark when item 1 lands.",
-)
-
-
 @pytest.fixture(scope="module")
 def direct_ndvi(stac_api: StacStack, tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     """ndvi's tool run in-process on the API (the same job as APPS["ndvi"]), pixels by item/asset."""
@@ -310,9 +301,7 @@ def _assert_bucket_equals(url: str, s3_endpoint: S3Service, direct: dict[str, np
         np.testing.assert_array_equal(staged[name], pixels, err_msg=name)
 
 
-@pytest.mark.parametrize(
-    "app", [pytest.param(a, marks=NESTED) if a == "cloudless-mosaic" else a for a in sorted(APPS)]
-)
+@pytest.mark.parametrize("app", sorted(APPS))
 def test_wrapped_package_runs_on_cwltool_and_equals_a_direct_run(
     app: str, stac_api: StacStack, s3_endpoint: S3Service, tmp_path: Path
 ) -> None:
