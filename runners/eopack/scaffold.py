@@ -70,13 +70,15 @@ def _register(root: Path, pkg: NewPackage) -> None:
     dist = f"eopack-{pkg.app}"
     if f'"{dist}"' in text:
         return
-    anchor_dep, anchor_src = '    "eopack-eo-common",\n', "eopack-eo-common = { workspace = true }\n"
-    if anchor_dep not in text or anchor_src not in text:
+    # The dev group's eo-common line may carry extras and a comment ("eopack-eo-common[pc]",  # ...).
+    dep = re.search(r'^    "eopack-eo-common(\[[^\]]*\])?",[^\n]*\n', text, re.MULTILINE)
+    anchor_src = "eopack-eo-common = { workspace = true }\n"
+    if dep is None or anchor_src not in text:
         raise ScaffoldError(
             f"cannot find the eopack-eo-common entries in {pyproject} to add {dist} next to them; "
-            "add it to [dependency-groups] dev and [tool.uv.sources] by hand"
+            "add it to the dev dependency group and to tool.uv.sources by hand"
         )
-    text = text.replace(anchor_dep, anchor_dep + f'    "{dist}",\n', 1)
+    text = text[: dep.end()] + f'    "{dist}",\n' + text[dep.end() :]
     text = text.replace(anchor_src, anchor_src + f"{dist} = {{ workspace = true }}\n", 1)
     pyproject.write_text(text)
 
