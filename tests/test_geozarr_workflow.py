@@ -40,7 +40,7 @@ def test_default_job_level0_overviews_and_stac(workflow_dir: Path, tmp_path: Pat
         mean = source[group][name].values.astype("float64").reshape(n, 2, n, 2).mean(axis=(1, 3))
         np.testing.assert_allclose(r2[name].values, mean, rtol=0, atol=1e-9)
         np.testing.assert_allclose(r2.x.values, source[group].x.values.reshape(n, 2).mean(axis=1), atol=1e-6)
-    with tarfile.open(out / "geozarr.tar.gz") as tar:
+    with tarfile.open(out / "sample-eopf" / "geozarr.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
     copy = tmp_path / "sample-eopf.zarr"
     xr.testing.assert_identical(

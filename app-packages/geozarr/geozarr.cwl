@@ -85,7 +85,7 @@ $graph:
         default: false
       tarball:
         label: Tarball
-        doc: Also write geozarr.tar.gz holding the store.
+        doc: Also write geozarr.tar.gz holding the store, beside it in the item folder.
         type: boolean
         default: false
     outputs:

@@ -126,12 +126,12 @@ def test_stac_item(converted: Outcome) -> None:
     assert item["properties"]["datetime"] == "2024-06-15T10:15:59.024000Z"
     levels = asset["eopack:multiscales"]["/measurements/reflectance/r10m"]
     assert [lvl["path"].rsplit("/", 1)[-1] for lvl in levels] == ["r10m", "r2", "r4", "r8", "r16"]
-    assert item["assets"]["archive"]["href"] == "../geozarr.tar.gz"
+    assert item["assets"]["archive"]["href"] == "./geozarr.tar.gz"
     assert (root / "dask-report.html").stat().st_size > 1000
 
 
 def test_tarball_round_trips(converted: Outcome, tmp_path: Path) -> None:
-    with tarfile.open(converted.catalog.parent / "geozarr.tar.gz") as tar:
+    with tarfile.open(converted.catalog.parent / "sample-eopf" / "geozarr.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
     copy = tmp_path / "sample-eopf.zarr"
     for lvl in converted.levels[GROUPS[0]]:

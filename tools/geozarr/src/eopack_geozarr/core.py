@@ -101,7 +101,8 @@ def run(job: GeozarrJob, outdir: Path, verbose: bool = False) -> Outcome:
         levels = verify(tree, store, job, crs)
         if job.layout == "s2-optimized":
             levels = s2_levels(store, job)
-        archive = write_tarball(store, stage / "geozarr.tar.gz") if job.tarball else None
+        # Beside the store, in the item's folder: publishing takes only assets inside it (issue 21 #3).
+        archive = write_tarball(store, folder / "geozarr.tar.gz") if job.tarball else None
         item = build_item(job, tree, store, levels, crs, archive)
         catalog = pystac.Catalog("geozarr", f"GeoZarr conversion of {job.name}", title="GeoZarr")
         catalog.add_item(item)
