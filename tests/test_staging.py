@@ -268,6 +268,7 @@ def _direct_run(app: str, stac_api: StacStack, tmp_path: Path) -> Path:
         job["process_graph"] = {
             "class": "File",
             "location": str(ROOT / "app-packages" / app / "examples" / spec["graph"]),
+            "format": "https://www.iana.org/assignments/media-types/application/json",
         }
     run = _eopack_run(app, job, tmp_path / "direct", "cwltool")
     (value,) = run["outputs"].values()
