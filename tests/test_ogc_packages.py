@@ -34,6 +34,7 @@ from eopack.package import (
     short_id,
     staging_role,
 )
+from eopack.staging import shorten_ids
 from tests.test_calrissian import isolated_venv
 
 PACKAGES = list_packages()
@@ -236,37 +237,6 @@ $graph:
 """
 
 
-def _fragment(value: Any) -> str:
-    return str(value).rsplit("#", 1)[-1]
-
-
-def _relative(value: str) -> str:
-    """``file:...#wf/step/out`` -> ``step/out``; ``file:...#wf/input`` -> ``input``."""
-    parts = _fragment(value).split("/")
-    return "/".join(parts[1:]) if len(parts) > 1 else parts[0]
-
-
-def _shorten(process: Any) -> Any:
-    """Ids as the wrapper expects them (``main``, ``reference``, ``step/out``), not full file URIs:
-    it writes them into ``run:``, ``source:`` and ``when:`` expressions."""
-    process.id = _fragment(process.id)
-    for param in [*process.inputs, *process.outputs]:
-        param.id = _fragment(param.id).rsplit("/", 1)[-1]
-        if getattr(param, "outputSource", None):
-            src = param.outputSource
-            param.outputSource = [_relative(s) for s in src] if isinstance(src, list) else _relative(src)
-    for step in getattr(process, "steps", None) or []:
-        step.id = _fragment(step.id).rsplit("/", 1)[-1]
-        step.run = f"#{_fragment(step.run)}" if isinstance(step.run, str) else step.run
-        step.out = [_fragment(o).rsplit("/", 1)[-1] if isinstance(o, str) else o for o in step.out]
-        for binding in step.in_:
-            binding.id = _fragment(binding.id).rsplit("/", 1)[-1]
-            if binding.source:
-                src = binding.source
-                binding.source = [_relative(s) for s in src] if isinstance(src, list) else _relative(src)
-    return process
-
-
 @pytest.fixture(scope="module")
 def staging(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("staging")
@@ -297,12 +267,12 @@ def test_eoap_cwlwrap_output_validates(package: Package, staging: tuple[Path, Pa
 
     def load(uri: str) -> Any:
         options = cwl_v1_2.LoadingOptions(fetcher=Offline({}, requests.Session()))
-        return _shorten(load_document_by_uri(uri, loadingOptions=options))
+        return shorten_ids(load_document_by_uri(uri, loadingOptions=options))
 
     logger.disable("eoap_cwlwrap")
     stage_in = load(f"{stage_file.as_uri()}#stage-in")
     stage_out = load(f"{stage_file.as_uri()}#stage-out")
-    processes = [_shorten(p) for p in load_document_by_uri(package.path.as_uri(), load_all=True)]
+    processes = [shorten_ids(p) for p in load_document_by_uri(package.path.as_uri(), load_all=True)]
     app = next(p for p in processes if p.id == package.name)
     file_stage_in = load(f"{stage_file.as_uri()}#stage-in-file")
     main = wrap(

@@ -18,7 +18,7 @@ from typing import Any
 
 from .package import Package, dump_yaml, find_package, load_yaml, offline_loading_options
 
-__all__ = ["wrap_package"]
+__all__ = ["shorten_ids", "wrap_package"]
 
 
 def _fragment(value: Any) -> str:
@@ -31,8 +31,9 @@ def _relative(value: str) -> str:
     return "/".join(parts[1:]) if len(parts) > 1 else parts[0]
 
 
-def _shorten(process: Any) -> Any:
-    """Ids as the wrapper writes them (``main``, ``reference``, ``step/out``), not full file URIs."""
+def shorten_ids(process: Any) -> Any:
+    """Ids as eoap-cwlwrap writes and expects them (``main``, ``reference``, ``step/out``), not full
+    file URIs: it writes them into ``run:``, ``source:`` and ``when:`` expressions."""
     process.id = _fragment(process.id)
     for param in [*process.inputs, *process.outputs]:
         param.id = _fragment(param.id).rsplit("/", 1)[-1]
@@ -57,7 +58,7 @@ def _load_all(path: Path) -> list[Any]:
 
     options = offline_loading_options()
     loaded = load_document_by_uri(path.resolve().as_uri(), loadingOptions=options, load_all=True)
-    return [_shorten(p) for p in (loaded if isinstance(loaded, list) else [loaded])]
+    return [shorten_ids(p) for p in (loaded if isinstance(loaded, list) else [loaded])]
 
 
 def _pick(processes: list[Any], pid: str) -> Any:
