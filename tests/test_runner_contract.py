@@ -287,14 +287,14 @@ TOIL_PASSWORD = (
 
 TOIL_CANCEL = (
     "Ctrl-C stops the Toil leader but the tool's Docker container keeps running until the tool ends "
-    "(Toil does not stop cwltool's containers when killed); runs without the image are clean"
+    "(Toil does not stop cwltool's containers when killed; `--runner toil` removes them itself, by the "
+    "work dir they mount, but a WES run's work dir is the server's); runs without the image are clean"
 )
 
 
 class TestToil(RunnerContract):
     runner = "toil"
     fail_args = ("--retryCount", "0")
-    cancel_leaves_container = TOIL_CANCEL
     gateway_password = TOIL_PASSWORD
 
     def test_run_folder_keeps_the_record_not_the_job_store(
