@@ -24,6 +24,7 @@ import pytest
 import rasterio
 
 from eopack.clients import docker, s3
+from eopack.runners.secret_files import SECRET_ENV
 from eopack.services import s3 as s3_service
 from eopack.services import wes
 from eopack.services.wes import _Layout, _worker_env
@@ -233,3 +234,5 @@ def test_wes_workers_get_the_password_by_file_not_in_their_environment(
     secret = Path(env["DASK_GATEWAY_PASSWORD_FILE"])
     assert secret.read_text() == canary and secret.stat().st_mode & 0o777 == 0o600
     assert "DASK_GATEWAY_PASSWORD" in wes.SECRET_WORKER_ENV
+    assert set(wes.SECRET_WORKER_ENV) == set(SECRET_ENV) & set(wes.WORKER_ENV)
+    assert set(wes.SECRET_WORKER_ENV) <= set(wes.WORKER_ENV)

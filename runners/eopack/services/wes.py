@@ -102,13 +102,38 @@ WORKER_ENV = (
     "TOIL_SLURM_ARGS",
     "TOIL_SLURM_PE",
     "EOPACK_GATEWAY_STATE_DIR",
+    # Asset access (issue 20); the credentials are among SECRET_WORKER_ENV.
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_S3_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_HTTPS",
+    "AWS_VIRTUAL_HOSTING",
+    "AWS_NO_SIGN_REQUEST",
+    "EOPACK_HREF_MODIFIER",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "EOPACK_ASSET_HEADERS",
+    "EOPACK_STAC_HEADERS",
+    "PC_SDK_SUBSCRIPTION_KEY",
 )
 
 # Runs' folders, job stores, logs and the state store hold users' inputs and results: the server and
 # the workers create them readable by the service user only (issue 21 #17).
 PRIVATE_UMASK = 0o077
 # Of those, the secrets: never in the workers' environment, a mode-600 file named by <NAME>_FILE.
-SECRET_WORKER_ENV = ("DASK_GATEWAY_PASSWORD",)
+# The same names as runners/secret_files.SECRET_ENV (services may not import runners; a test
+# keeps the two equal on the names WORKER_ENV carries).
+SECRET_WORKER_ENV = (
+    "DASK_GATEWAY_PASSWORD",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "EOPACK_ASSET_HEADERS",
+    "EOPACK_STAC_HEADERS",
+    "PC_SDK_SUBSCRIPTION_KEY",
+)
 
 
 # ------------------------------------------------------------------ public results
