@@ -16,31 +16,58 @@ import secrets
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+import rasterio
 
-from eopack.clients import docker
+from eopack.clients import docker, s3
+from eopack.runners.secret_files import SECRET_ENV
+from eopack.services import s3 as s3_service
 from eopack.services import wes
 from eopack.services.wes import _Layout, _worker_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = ROOT / "tests/data/packages/dask-echo/dask-echo.cwl"
 IMAGE = "eopack/ndvi:1.0.0"  # any built image with a shell; the tool only runs sh
-# No "$(" or "${" in it: CWL would read them as expressions.
-COMMAND = (
-    "env | grep ^DASK_GATEWAY_ | grep -v PASSWORD= | sort > env.txt; "
-    'if [ -n "$DASK_GATEWAY_PASSWORD_FILE" ]; then cat "$DASK_GATEWAY_PASSWORD_FILE"; '
-    'else printf %s "$DASK_GATEWAY_PASSWORD"; fi | sha256sum > secret.sha256'
-)
+# The tool: records the environment, then reads every secret from <NAME>_FILE (container mode, and
+# Toil) or <NAME>, writes only their SHA-256, and reads an s3:// GeoTIFF from the loopback S3 with them.
+# No "$(" or "${" in it: CWL would read them as expressions; no single quote inside the Python.
+READER = (
+    "import hashlib, os, rasterio\n"
+    "lines = []\n"
+    "for n in NAMES:\n"
+    "    f = os.environ.get(n + '_FILE')\n"
+    "    v = open(f).read() if f else os.environ.get(n, '')\n"
+    "    if v: os.environ[n] = v\n"
+    "    lines.append(n + ' ' + hashlib.sha256(v.encode()).hexdigest() + (' file' if f else ' env'))\n"
+    "with rasterio.open(os.environ['EOPACK_TEST_OBJECT']) as src: lines.append('sum %d' % src.read(1).sum())\n"
+    "open('secrets.txt', 'w').write(chr(10).join(lines) + chr(10))\n"
+).replace("'", '"')
+SECRETS = ("DASK_GATEWAY_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "EOPACK_ASSET_HEADERS")
 
 
-def _package(folder: Path) -> Path:
+def _command(s3_url: str) -> str:
+    code = READER.replace("NAMES", repr(SECRETS).replace("'", '"')).replace(
+        'os.environ["EOPACK_TEST_OBJECT"]', json.dumps(s3_url)
+    )
+    return (
+        "env | grep ^DASK_GATEWAY_ | grep -v PASSWORD= | sort > env.txt; "
+        "env | grep -c _FILE= > files.txt; "
+        f"python -c '{code}'"
+    )
+
+
+def _package(folder: Path, s3_url: str) -> Path:
+    command = _command(s3_url)
+    assert "$(" not in command and "${" not in command
     text = ECHO.read_text().replace("eopack/does-not-exist:0.1.0", IMAGE)
-    text = text.replace('"env | grep ^DASK_GATEWAY_ | sort > env.txt"', json.dumps(COMMAND))
+    text = text.replace('"env | grep ^DASK_GATEWAY_ | sort > env.txt"', json.dumps(command))
     cwl = folder / "dask-echo.cwl"
     cwl.write_text(text)
-    assert json.dumps(COMMAND) in text
+    assert json.dumps(command) in text
     return cwl
 
 
@@ -76,13 +103,59 @@ def _leaks(canary: str, *folders: Path) -> list[str]:
     return found
 
 
-def _run(tmp_path: Path, canary: str, *args: str) -> tuple[subprocess.CompletedProcess[str], PsWatch]:
-    cwl = _package(tmp_path)
+@dataclass(frozen=True)
+class Canaries:
+    """The secret values of a run: each must reach the tool and nothing else."""
+
+    values: dict[str, str]
+    s3_url: str
+    env: dict[str, str]
+
+    def leaks_in(self, text: str) -> list[str]:
+        return [name for name, value in self.values.items() if value in text]
+
+
+@pytest.fixture(scope="module")
+def s3_object(s3_endpoint: s3_service.S3Service, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, int]:
+    """(s3:// URL, pixel sum) of a small GeoTIFF in the loopback S3 (signatures enforced)."""
+    path = tmp_path_factory.mktemp("s3") / "tile.tif"
+    pixels = np.arange(64, dtype="uint16").reshape(8, 8)
+    profile = {"driver": "GTiff", "width": 8, "height": 8, "count": 1, "dtype": "uint16"}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(pixels, 1)
+    key = s3_endpoint.key()
+    s3.client(s3_endpoint.url, key, s3_endpoint.region).upload_file(
+        str(path), s3_endpoint.bucket, "t/tile.tif"
+    )
+    return f"s3://{s3_endpoint.bucket}/t/tile.tif", int(pixels.sum())
+
+
+@pytest.fixture
+def canaries(s3_endpoint: s3_service.S3Service, s3_object: tuple[str, int]) -> Canaries:
+    key = s3_endpoint.key()
+    values = {
+        "DASK_GATEWAY_PASSWORD": _canary(),
+        "AWS_ACCESS_KEY_ID": key.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": key.secret_access_key,
+        "EOPACK_ASSET_HEADERS": f"Authorization: Bearer {_canary()}",
+    }
+    env = {
+        **values,
+        "AWS_S3_ENDPOINT": s3_endpoint.url.split("://", 1)[1],
+        "AWS_HTTPS": "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+        "AWS_DEFAULT_REGION": s3_endpoint.region,
+    }
+    return Canaries(values, s3_object[0], env)
+
+
+def _run(tmp_path: Path, canaries: Canaries, *args: str) -> tuple[subprocess.CompletedProcess[str], PsWatch]:
+    cwl = _package(tmp_path, canaries.s3_url)
     job = tmp_path / "job.yml"
     job.write_text("workers: 1\nmemory: 1G\n")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    env = {**os.environ, "DASK_GATEWAY_PASSWORD": canary, "TMPDIR": str(tmp)}
+    env = {**os.environ, **canaries.env, "TMPDIR": str(tmp)}
     with PsWatch() as ps:
         proc = subprocess.run(
             [sys.executable, "-m", "eopack", "run", str(cwl), str(job), "--outdir", str(tmp_path / "run"),
@@ -92,48 +165,60 @@ def _run(tmp_path: Path, canary: str, *args: str) -> tuple[subprocess.CompletedP
     return proc, ps
 
 
-def _assert_no_leak(tmp_path: Path, canary: str, proc: subprocess.CompletedProcess[str], ps: PsWatch) -> None:
-    assert _leaks(canary, tmp_path) == []
-    assert canary not in proc.stdout and canary not in proc.stderr
-    assert len(ps.seen) > 3 and not any(canary in snapshot for snapshot in ps.seen)
+def _assert_received(tmp_path: Path, canaries: Canaries, s3_sum: int, by_file: bool) -> None:
+    """The tool got every secret (their digests) and read the s3:// object with them."""
+    lines = (tmp_path / "run" / "result" / "secrets.txt").read_text().splitlines()
+    got = {line.split()[0]: line.split()[1:] for line in lines}
+    assert got["sum"] == [str(s3_sum)]
+    for name, value in canaries.values.items():
+        assert got[name] == [hashlib.sha256(value.encode()).hexdigest(), "file" if by_file else "env"], name
+
+
+def _assert_no_leak(
+    tmp_path: Path, canaries: Canaries, proc: subprocess.CompletedProcess[str], ps: PsWatch
+) -> None:
+    for value in canaries.values.values():
+        assert _leaks(value, tmp_path) == []
+    assert canaries.leaks_in(proc.stdout + proc.stderr) == []
+    assert len(ps.seen) > 3 and not any(canaries.leaks_in(snapshot) for snapshot in ps.seen)
+    assert not (tmp_path / "run" / ".eopack" / "secrets").exists()
 
 
 def _canary() -> str:
     return f"canary-{secrets.token_hex(12)}"
 
 
-@pytest.mark.parametrize("mode", ["container", "no-container"])
-def test_cwltool_never_shows_the_password(tmp_path: Path, mode: str) -> None:
+def _skip_without_images(mode: str) -> None:
     if mode == "container" and not (docker.daemon_answers() and docker.image_exists(IMAGE)):
         pytest.skip(f"needs a Docker daemon and {IMAGE} (make images)")
-    canary = _canary()
+
+
+@pytest.mark.parametrize("mode", ["container", "no-container"])
+def test_cwltool_never_shows_the_secrets(
+    tmp_path: Path, mode: str, canaries: Canaries, s3_object: tuple[str, int]
+) -> None:
+    _skip_without_images(mode)
     args = ["--no-container"] if mode == "no-container" else []
-    proc, ps = _run(tmp_path, canary, *args)
+    proc, ps = _run(tmp_path, canaries, *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = tmp_path / "run" / "result"
-    digest = (result / "secret.sha256").read_text().split()[0]
-    assert digest == hashlib.sha256(canary.encode()).hexdigest(), "the tool did not receive the password"
-    env = (result / "env.txt").read_text()
+    _assert_received(tmp_path, canaries, s3_object[1], by_file=mode == "container")
     if mode == "container":
-        assert "DASK_GATEWAY_PASSWORD_FILE=" in env
+        assert "DASK_GATEWAY_PASSWORD_FILE=" in (tmp_path / "run" / "result" / "env.txt").read_text()
         assert "running without containers" not in proc.stderr
-    assert not (tmp_path / "run" / ".eopack" / "secrets").exists()
-    _assert_no_leak(tmp_path, canary, proc, ps)
+    _assert_no_leak(tmp_path, canaries, proc, ps)
 
 
 @pytest.mark.parametrize("mode", ["container", "no-container"])
-def test_toil_leaves_the_password_out_and_leaks_nothing(tmp_path: Path, mode: str) -> None:
-    """Toil cannot pass a secret without writing it into the copy or its job store: it is left out."""
-    if mode == "container" and not (docker.daemon_answers() and docker.image_exists(IMAGE)):
-        pytest.skip(f"needs a Docker daemon and {IMAGE} (make images)")
-    canary = _canary()
+def test_toil_passes_the_secrets_by_file_and_leaks_nothing(
+    tmp_path: Path, mode: str, canaries: Canaries, s3_object: tuple[str, int]
+) -> None:
+    """Toil forwards no variable by name and must not get secrets in the copy: files, in both modes."""
+    _skip_without_images(mode)
     args = ["--no-container"] if mode == "no-container" else []
-    proc, ps = _run(tmp_path, canary, "--runner", "toil", *args)
+    proc, ps = _run(tmp_path, canaries, "--runner", "toil", *args)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Toil does not pass DASK_GATEWAY_PASSWORD" in proc.stderr
-    digest = (tmp_path / "run" / "result" / "secret.sha256").read_text().split()[0]
-    assert digest == hashlib.sha256(b"").hexdigest()
-    _assert_no_leak(tmp_path, canary, proc, ps)
+    _assert_received(tmp_path, canaries, s3_object[1], by_file=True)
+    _assert_no_leak(tmp_path, canaries, proc, ps)
 
 
 def test_wes_workers_get_the_password_by_file_not_in_their_environment(
@@ -149,3 +234,5 @@ def test_wes_workers_get_the_password_by_file_not_in_their_environment(
     secret = Path(env["DASK_GATEWAY_PASSWORD_FILE"])
     assert secret.read_text() == canary and secret.stat().st_mode & 0o777 == 0o600
     assert "DASK_GATEWAY_PASSWORD" in wes.SECRET_WORKER_ENV
+    assert set(wes.SECRET_WORKER_ENV) == set(SECRET_ENV) & set(wes.WORKER_ENV)
+    assert set(wes.SECRET_WORKER_ENV) <= set(wes.WORKER_ENV)

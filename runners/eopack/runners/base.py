@@ -41,7 +41,7 @@ from ..package import (
     short_id,
 )
 from . import secret_files
-from .secret_files import SECRET_ENV
+from .secret_files import DASK_SECRET_ENV, SECRET_ENV
 
 __all__ = [
     "FORWARDED_ENV",
@@ -277,7 +277,22 @@ def tool_commands(package: Package) -> list[str]:
 
 # Variables a user sets for the tools, forwarded through the engine's clean environment. The gateway's
 # credentials go this way (by name on the command line) and never into the run copy or a log.
-FORWARDED_ENV = ("EOPACK_ALLOW_PRIVATE_URLS", "DASK_CLUSTER", "DASK_GATEWAY_USER", "DASK_GATEWAY_PASSWORD")
+# Asset access (issue 20): the object store's endpoint and options, the href modifier; their
+# credentials are in SECRET_ENV (secret_files), which is forwarded too (by name, or by file).
+FORWARDED_ENV = (
+    "EOPACK_ALLOW_PRIVATE_URLS",
+    "DASK_CLUSTER",
+    "DASK_GATEWAY_USER",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_S3_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_HTTPS",
+    "AWS_VIRTUAL_HOSTING",
+    "AWS_NO_SIGN_REQUEST",
+    "EOPACK_HREF_MODIFIER",
+    *SECRET_ENV,
+)
 
 
 def container_decision(package: Package, no_container: bool) -> tuple[bool, str]:
@@ -328,7 +343,7 @@ class Prepared:
         which is logged and visible in ``ps``: secrets then travel by file instead (secret_files).
         """
         names = [n for n in FORWARDED_ENV if n in os.environ or n in self.options.env]
-        if self.use_containers:
+        if self.use_containers or self.secrets_dir is not None:
             names = [n for n in names if n not in SECRET_ENV]
         return names
 
@@ -345,6 +360,7 @@ def prepare(
     options: RunOptions,
     transform: Callable[[dict[str, Any], RunOptions], None] | None = None,
     secrets_by_file: bool = False,
+    files_without_containers: bool = False,
 ) -> Prepared:
     """Make the run directory: decide on containers, lower Dask, write the copy and the job.
 
@@ -352,7 +368,8 @@ def prepare(
     behaves the same whichever of them runs it. ``transform`` lets an engine adjust the copy
     (with the final options, secrets included) before it is written. ``secrets_by_file``: the
     engine runs the copy here and may hand secrets to containers as files (secret_files); engines
-    that would copy such a file elsewhere (Toil's job store, a WES server) leave it False.
+    that would copy such a file elsewhere (a WES server) leave it False. ``files_without_containers``:
+    by file without containers too (Toil forwards no variable by name; its job store links the file).
     """
     job = load_job(job_path)
     check_inputs(package, job, job_path)
@@ -390,11 +407,21 @@ def prepare(
     secrets_dir = None
     values = {**os.environ, **options.env}
     secret_names = [n for n in SECRET_ENV if values.get(n)]
-    if secrets_by_file and use_containers and lowered and secret_names:
+    dask_names = [n for n in secret_names if n in DASK_SECRET_ENV] if lowered else []
+    other_names = [n for n in secret_names if n not in DASK_SECRET_ENV]
+    if secrets_by_file and (use_containers or files_without_containers) and (dask_names or other_names):
         secrets_dir = run_dir / ".eopack" / "secrets"
-        files = {n: secret_files.write(secrets_dir, n, values[n]) for n in secret_names}
+        files = {n: secret_files.write(secrets_dir, n, values[n]) for n in [*dask_names, *other_names]}
         job = dict(job)
-        secret_files.wire(doc, lowered, secret_names, job, files)
+        if dask_names:
+            secret_files.wire(doc, lowered, dask_names, job, files)
+        if other_names:
+            tools = [
+                short_id(str(p.get("id", "")))
+                for p in doc.get("$graph", [])
+                if p.get("class") == "CommandLineTool"
+            ]
+            secret_files.wire(doc, tools, other_names, job, files)
     if transform is not None:
         transform(doc, options)
     cwl, job_file = write_run_copy(run_dir, package, doc, job)

@@ -33,13 +33,12 @@ from ..console import notice
 from ..errors import ServiceUnavailableError
 from ..package import Package, as_list, class_name, repo_root
 from .base import FORWARDED_ENV, Prepared, RunOptions, RunResult, RunStatus, execute, prepare
+from .secret_files import SECRET_ENV
 
 __all__ = ["ToilHTCondorRunner", "ToilRunner", "ToilSlurmRunner", "forward_env", "toil_command", "user_gave"]
 
 # Variables that tell Toil's batch systems where the cluster is; passed to the leader as they are.
 HTCONDOR_ENV = ("TOIL_HTCONDOR_COLLECTOR", "TOIL_HTCONDOR_SCHEDD", "TOIL_HTCONDOR_PARAMS")
-# Forwarded variables that must not be written into the run copy on disk.
-SECRET_ENV = ("DASK_GATEWAY_PASSWORD",)
 
 
 def toil_command() -> list[str]:
@@ -107,7 +106,11 @@ class ToilRunner:
             ok, why = self.available()
             if not ok:
                 raise ServiceUnavailableError(f"Runner {self.name!r}", why, "Or use one of: cwltool, toil.")
-        prepared = prepare(package, job, options, transform=forward_env)
+        # Secrets by file in both modes: Toil forwards no variable by name (forward_env), and the
+        # copy must not hold them. Its file job store links the file in (--symlinkImports).
+        prepared = prepare(
+            package, job, options, transform=forward_env, secrets_by_file=True, files_without_containers=True
+        )
         additions: dict[str, str] = dict(prepared.env_additions)
         if "PATH" not in additions:
             # Workers start `_toil_worker` and the tools by name; the venv must be on their PATH.
@@ -155,16 +158,10 @@ def forward_env(doc: dict[str, Any], options: RunOptions) -> None:
 
     Toil 9.6 replaces cwltool's ``--preserve-environment`` list with the names from
     EnvVarRequirement for every job (``CWLJob.run``), so the option alone forwards nothing.
-    Secrets (the gateway password) are never written into the copy: they are left out, with a notice.
+    Secrets are never written into the copy: prepare() hands them over by file (secret_files).
     """
     values = {**os.environ, **options.env}
     env = {n: values[n] for n in FORWARDED_ENV if n in values and n not in SECRET_ENV}
-    secrets = [n for n in SECRET_ENV if n in values]
-    if secrets:
-        notice(
-            f"Toil does not pass {', '.join(secrets)} to the tools (it ignores --preserve-environment) and "
-            "eopack does not write secrets into the run copy; use a gateway without a password, or --runner cwltool"
-        )
     if not env:
         return
     for tool in doc.get("$graph", []):

@@ -2,7 +2,8 @@
 
 Why this shape (seed 001, DESIGN.md §5): platforms (ZOO-Project's WES runner, EOEPCA) submit CWL to
 a Toil WES server protected by a reverse proxy with an htpasswd file, and the server hands runs to
-Celery workers through a broker. Everything runs as processes of this user, on 127.0.0.1, from one
+Celery workers through a broker. Everything runs as processes of this user, nginx on 127.0.0.1 and
+``toil server`` on a unix socket only nginx reaches (no unauthenticated TCP port), from one
 state directory that survives restarts (default ``<repo>/runs/services/wes``)::
 
     wes.json            ports, user, worker count (mode 600: it also holds the passwords)
@@ -14,6 +15,7 @@ state directory that survives restarts (default ``<repo>/runs/services/wes``)::
     workflows/          Toil's --work_dir: one run-<hex>/ per run (execution/, outputs/, stdout, stderr)
     workflows/state_store/  Toil's run states (QUEUED, RUNNING, COMPLETE, ...)
     work/               Toil's --workDir for every run, so `down` finds every process by its paths
+    sock/               api.sock (-> api.sock:0): toil server's unix socket; mode 700, nginx proxies to it
     bin/                toil-cwl-runner: the shim that runs wes/eopack_wes_engine.py
     logs/               redis.log worker.log server.log nginx-*.log reconcile.log
 
@@ -29,12 +31,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import json
 import os
 import secrets
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -98,13 +102,38 @@ WORKER_ENV = (
     "TOIL_SLURM_ARGS",
     "TOIL_SLURM_PE",
     "EOPACK_GATEWAY_STATE_DIR",
+    # Asset access (issue 20); the credentials are among SECRET_WORKER_ENV.
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_S3_ENDPOINT",
+    "AWS_ENDPOINT_URL",
+    "AWS_HTTPS",
+    "AWS_VIRTUAL_HOSTING",
+    "AWS_NO_SIGN_REQUEST",
+    "EOPACK_HREF_MODIFIER",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "EOPACK_ASSET_HEADERS",
+    "EOPACK_STAC_HEADERS",
+    "PC_SDK_SUBSCRIPTION_KEY",
 )
 
 # Runs' folders, job stores, logs and the state store hold users' inputs and results: the server and
 # the workers create them readable by the service user only (issue 21 #17).
 PRIVATE_UMASK = 0o077
 # Of those, the secrets: never in the workers' environment, a mode-600 file named by <NAME>_FILE.
-SECRET_WORKER_ENV = ("DASK_GATEWAY_PASSWORD",)
+# The same names as runners/secret_files.SECRET_ENV (services may not import runners; a test
+# keeps the two equal on the names WORKER_ENV carries).
+SECRET_WORKER_ENV = (
+    "DASK_GATEWAY_PASSWORD",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "EOPACK_ASSET_HEADERS",
+    "EOPACK_STAC_HEADERS",
+    "PC_SDK_SUBSCRIPTION_KEY",
+)
 
 
 # ------------------------------------------------------------------ public results
@@ -159,6 +188,13 @@ class _Layout:
         self.work = root / "work"
         self.logs = root / "logs"
         self.bin = root / "bin"
+        # toil server (gunicorn) listens on a unix socket in a mode-700 folder of the service user,
+        # never on TCP: only nginx (basic auth) reaches it (issue 21 #4a). gunicorn binds
+        # ``<host>:<port>`` as given, so ``unix:<api.sock>`` with port 0 makes the file
+        # ``api.sock:0``; nginx cannot name a path with a colon, so it connects through the link.
+        self.sock_dir = root / "sock"
+        self.api_socket = self.sock_dir / "api.sock"
+        self.api_socket_file = self.sock_dir / "api.sock:0"
         self.pid = {name: root / f"{name}.pid" for name in ("redis", "worker", "server", "nginx")}
 
 
@@ -167,7 +203,7 @@ class _State(JsonState):
     """What ``wes.json`` remembers between commands."""
 
     port: int = DEFAULT_PORT
-    api_port: int = 0  # toil server (gunicorn) behind nginx; a free port picked at `up`
+    api_port: int = 0  # unused since the API is on a unix socket (kept so older wes.json still load)
     redis_port: int = 0
     workers: int = DEFAULT_WORKERS
     engine_opts: list[str] = field(default_factory=list)  # extra toil-cwl-runner defaults (--opt)
@@ -283,7 +319,8 @@ def _write_files(layout: _Layout, state: _State) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     # Runs' inputs and results, job stores, logs and the state store: the service user's only
     # (issue 21 #17); re-applied at every `up`, so a state dir made before stays private too.
-    for folder in (layout.root, layout.workflows, layout.work, layout.logs):
+    layout.sock_dir.mkdir(mode=0o700, exist_ok=True)
+    for folder in (layout.root, layout.workflows, layout.work, layout.logs, layout.sock_dir):
         folder.chmod(0o700)
     write_secret(layout.password_file, state.password + "\n")
     if not layout.htpasswd.exists() or not layout.htpasswd.read_text().startswith(state.user + ":"):
@@ -310,7 +347,7 @@ def _write_files(layout: _Layout, state: _State) -> None:
         "tmp": layout.nginx / "tmp",
         "host": _proc.LOOPBACK,
         "port": state.port,
-        "api_port": state.api_port,
+        "api_socket": layout.api_socket,
         "htpasswd": layout.htpasswd,
     }
     text = (wes_dir() / "nginx.conf.template").read_text()
@@ -470,9 +507,9 @@ def _start_server(layout: _Layout, venv: Path, state: _State) -> int:
             str(venv / "bin" / "toil"),
             "server",
             "--host",
-            _proc.LOOPBACK,
+            f"unix:{layout.api_socket}",
             "--port",
-            str(state.api_port),
+            "0",
             "--work_dir",
             str(layout.workflows),
             "--state_store",
@@ -514,8 +551,36 @@ def _wait(layout: _Layout, name: str, pid: int, ready: Callable[[], bool], timeo
         )
 
 
-def _api_ready(state: _State) -> bool:
-    return _proc.http_status(f"http://{_proc.LOOPBACK}:{state.api_port}{API_PATH}/service-info", 5) == 200
+def unix_http_status(path: Path, url_path: str, method: str = "GET", timeout: float = 5.0) -> int | None:
+    """The HTTP status an HTTP server on the unix socket ``path`` answers, or None if none answers."""
+
+    class _Connection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(path))
+            except OSError:
+                sock.close()
+                raise
+            self.sock = sock
+
+    conn = _Connection("localhost", timeout=timeout)
+    try:
+        conn.request(method, url_path)
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def _api_ready(layout: _Layout) -> bool:
+    if not layout.api_socket_file.exists():
+        return False
+    if not layout.api_socket.is_symlink():
+        layout.api_socket.symlink_to(layout.api_socket_file.name)
+    return unix_http_status(layout.api_socket, f"{API_PATH}/service-info") == 200
 
 
 def _worker_ready(layout: _Layout, since: int) -> bool:
@@ -561,8 +626,9 @@ def up(
         _proc.ensure_port_free(SERVICE, state.port, "--port")
     if running["redis"] is None or not state.redis_port:
         state.redis_port = _proc.free_port()
-    if running["server"] is None or not state.api_port:
-        state.api_port = _proc.free_port()
+    if running["server"] is None:
+        for stale in (layout.api_socket, layout.api_socket_file):
+            stale.unlink(missing_ok=True)
     state.save(layout.state_file)
     _write_files(layout, state)
     with Rollback() as started:
@@ -590,8 +656,8 @@ def up(
         if (pid := running["server"]) is None:
             pid = _start_server(layout, venv, state)
             started.add(pid, layout.pid["server"])
-            _wait(layout, "toil server", pid, lambda: _api_ready(state), timeout, "server.log")
-            say(f"toil server {SERVER_TOIL} on {_proc.LOOPBACK}:{state.api_port} (pid {pid})")
+            _wait(layout, "toil server", pid, lambda: _api_ready(layout), timeout, "server.log")
+            say(f"toil server {SERVER_TOIL} on the unix socket {layout.api_socket} (pid {pid})")
         pids["server"] = pid
         if (pid := running["nginx"]) is None:
             pid = _start_nginx(layout)

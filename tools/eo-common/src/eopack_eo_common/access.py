@@ -33,20 +33,29 @@ __all__ = [
     "HEADERS_ENV",
     "HREF_MODIFIER_ENV",
     "SECRET_ENVS",
+    "STAC_HEADERS_ENV",
     "RedactingFilter",
     "asset_errors",
     "configure_gdal",
+    "load_secret_files",
     "modify_hrefs",
+    "parse_headers",
     "redact",
+    "stac_headers",
 ]
 
 log = logging.getLogger(__name__)
 
 HEADERS_ENV = "EOPACK_ASSET_HEADERS"
+# Headers for the STAC API (pystac-client), e.g. ``Authorization: Bearer <token>``; same format.
+STAC_HEADERS_ENV = "EOPACK_STAC_HEADERS"
 HREF_MODIFIER_ENV = "EOPACK_HREF_MODIFIER"
 # Variables whose values are secrets: never printed, whatever the message.
 SECRET_ENVS = (
     HEADERS_ENV,
+    STAC_HEADERS_ENV,
+    "AWS_ACCESS_KEY_ID",
+    "DASK_GATEWAY_PASSWORD",
     "GDAL_HTTP_HEADERS",
     "GDAL_HTTP_USERPWD",
     "GDAL_HTTP_BEARER",
@@ -57,6 +66,52 @@ SECRET_ENVS = (
 _QUERY = re.compile(r"((?:https?|s3|gs|az)://[^\s?'\"<>]+)\?[^\s'\"<>]*")
 MASK = "<redacted>"
 _SCHEMES = {"bearer", "basic", "digest", "token"}
+
+
+def load_secret_files() -> list[str]:
+    """Set each secret ``NAME`` from the file named by ``NAME_FILE`` (unless ``NAME`` is set).
+
+    In container mode (and with Toil) the runners hand secrets over as mode-600 files, never as
+    variables, so they stay off ``docker run`` lines and logs; the tool reads them here, once, at
+    start. Returns the names loaded (never their values).
+    """
+    loaded = []
+    for name in SECRET_ENVS:
+        path = os.environ.get(f"{name}_FILE")
+        if not path or os.environ.get(name):
+            continue
+        try:
+            with open(path, encoding="utf-8") as handle:
+                value = handle.read()
+        except OSError as err:
+            raise ToolInputError(f"cannot read {name}_FILE ({err.strerror})") from None
+        if value.endswith("\n") and "\n" not in value[:-1]:
+            value = value[:-1]
+        if value:
+            os.environ[name] = value
+            loaded.append(name)
+    return loaded
+
+
+def parse_headers(text: str) -> dict[str, str]:
+    """``Name: value`` lines (GDAL_HTTP_HEADERS' format) as a dict; a bad line is an input error."""
+    headers = {}
+    for line in re.split(r"\r?\n", text.strip()):
+        name, sep, value = line.partition(":")
+        if not line.strip():
+            continue
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise ToolInputError(
+                "headers must be 'Name: value' lines (EOPACK_ASSET_HEADERS, EOPACK_STAC_HEADERS)"
+            )
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def stac_headers() -> dict[str, str] | None:
+    """The headers of ``EOPACK_STAC_HEADERS`` for every STAC API request, or None."""
+    text = os.environ.get(STAC_HEADERS_ENV, "")
+    return parse_headers(text) if text.strip() else None
 
 
 def _secrets() -> list[str]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .access import RedactingFilter, redact
+from .access import RedactingFilter, load_secret_files, redact
 from .errors import EXIT_FAILURE, ToolError
 
 __all__ = ["add_output_arguments", "add_source_arguments", "run_main", "setup_logging"]
@@ -52,6 +52,7 @@ def run_main(tool: str, body: Callable[[Sequence[str] | None], None], argv: Sequ
     first, then the traceback for whoever debugs it.
     """
     try:
+        load_secret_files()  # container mode: secrets arrive as <NAME>_FILE (runners' secret_files)
         body(argv)
     except ToolError as err:
         print(redact(f"{tool}: error: {err}"), file=sys.stderr)

@@ -133,7 +133,7 @@ def _from_api(url: str, search: Search) -> list[pystac.Item]:
     from pystac_client.exceptions import APIError
 
     try:
-        client = Client.open(url)
+        client = Client.open(url, headers=access.stac_headers())
         ids = [c.id for c in client.get_collections()]
     except (APIError, OSError, ValueError) as err:
         raise ToolError(f"cannot reach the STAC API at {url}: {err}; check stac_api") from None
@@ -195,7 +195,9 @@ def collection_ids(stac_api: str | None = None, input_catalog: Path | None = Non
         from pystac_client.exceptions import APIError
 
         try:
-            return sorted(c.id for c in Client.open(stac_api).get_collections())
+            return sorted(
+                c.id for c in Client.open(stac_api, headers=access.stac_headers()).get_collections()
+            )
         except (APIError, OSError, ValueError) as err:
             raise ToolError(f"cannot reach the STAC API at {stac_api}: {err}; check stac_api") from None
     assert input_catalog is not None
