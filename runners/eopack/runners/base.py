@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from .. import usage
 from ..clients import docker, gateway
 from ..console import notice
 from ..dask import lower
@@ -35,6 +36,7 @@ from ..package import (
     as_list,
     class_name,
     dump_yaml,
+    load_yaml,
     offline_schemas,
     repo_root,
     service_state_dir,
@@ -175,8 +177,13 @@ def tee_process(
     env: Mapping[str, str] | None,
     quiet: bool,
     stdout_path: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> int:
-    """Run ``cmd``; stderr goes to the terminal and ``log_path``, stdout to ``stdout_path``."""
+    """Run ``cmd``; stderr goes to the terminal and ``log_path``, stdout to ``stdout_path``.
+
+    ``on_line`` sees every stderr line as it arrives (the usage meter times the steps with it).
+    Lines that are only noise offline (``quiet_noise``) go to the log but not to the terminal.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("$ " + shlex.join(cmd) + "\n")
     with log_path.open("a") as log, stdout_path.open("w") if stdout_path else open("/dev/null", "w") as out:
@@ -188,7 +195,9 @@ def tee_process(
         def pump(stream: IO[str]) -> None:
             for line in stream:
                 log.write(line)
-                if not quiet:
+                if on_line is not None:
+                    on_line(line)
+                if not quiet and not quiet_noise(line):
                     sys.stderr.write(line)
 
         thread = threading.Thread(target=pump, args=(proc.stderr,), daemon=True)
@@ -203,6 +212,16 @@ def tee_process(
         thread.join()
     # Ctrl-C: the engine's own exit code says how it stopped, not why; the run was killed (130).
     return 128 + signal.SIGINT if interrupted else code
+
+
+# cwltool tries to fetch schema.org's RDF for every `$schemas` entry and, offline, warns twice per run;
+# the run does not need it (the metadata is checked by `eopack validate`). Only this exact warning.
+_NOISE = re.compile(r"^WARNING Could not load extension schema https?://schema\.org/")
+
+
+def quiet_noise(line: str) -> bool:
+    """A log line kept in the log but not echoed: cwltool's offline schema.org fetch warning."""
+    return bool(_NOISE.match(line))
 
 
 _LOCATION = re.compile(r"^\S+:\d+:\d+:\s*")
@@ -434,7 +453,11 @@ def execute(prepared: Prepared, cmd: Sequence[str], engine: str) -> RunResult:
     try:
         if prepared.options.print_command:
             return RunResult(RunStatus.NOT_RUN, 0, prepared.run_dir, command=line)
-        code = tee_process(cmd, log, prepared.process_env(), prepared.options.quiet, stdout)
+        with usage.Meter() as meter:
+            code = tee_process(
+                cmd, log, prepared.process_env(), prepared.options.quiet, stdout, on_line=meter.line
+            )
+        usage.record(prepared.meta, engine, meter, log, load_yaml(prepared.cwl))
         return finish(prepared.package, prepared.run_dir, code, log, stdout, line)
     finally:
         # Whatever the engine staged and we did not move is not a result.
