@@ -156,9 +156,23 @@ def write_run_copy(
     meta = run_dir / ".eopack"
     meta.mkdir(parents=True, exist_ok=True)
     cwl, job_file = meta / f"{package.name}.cwl", meta / "job.yml"
-    dump_yaml(offline_schemas(doc), cwl)
+    dump_yaml(without_schema_org(offline_schemas(doc)), cwl)
     dump_yaml(dict(job), job_file)
     return cwl, job_file
+
+
+def without_schema_org(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` without the schema.org RDF in ``$schemas``: the engines fetch it only to check ``s:`` terms.
+
+    Offline, cwltool warns twice per run that it could not load it, and Toil the same; the package
+    keeps the entry (platforms and ``eopack validate`` read it), the copy that runs does not need it.
+    """
+    schemas = doc.get("$schemas") or []
+    kept = [s for s in (schemas if isinstance(schemas, list) else [schemas]) if "schema.org/" not in str(s)]
+    out = {k: v for k, v in doc.items() if k != "$schemas"}
+    if kept:
+        out["$schemas"] = kept
+    return out
 
 
 def docker_to_hint(doc: dict[str, Any]) -> None:
@@ -182,7 +196,6 @@ def tee_process(
     """Run ``cmd``; stderr goes to the terminal and ``log_path``, stdout to ``stdout_path``.
 
     ``on_line`` sees every stderr line as it arrives (the usage meter times the steps with it).
-    Lines that are only noise offline (``quiet_noise``) go to the log but not to the terminal.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("$ " + shlex.join(cmd) + "\n")
@@ -197,7 +210,7 @@ def tee_process(
                 log.write(line)
                 if on_line is not None:
                     on_line(line)
-                if not quiet and not quiet_noise(line):
+                if not quiet:
                     sys.stderr.write(line)
 
         thread = threading.Thread(target=pump, args=(proc.stderr,), daemon=True)
@@ -212,16 +225,6 @@ def tee_process(
         thread.join()
     # Ctrl-C: the engine's own exit code says how it stopped, not why; the run was killed (130).
     return 128 + signal.SIGINT if interrupted else code
-
-
-# cwltool tries to fetch schema.org's RDF for every `$schemas` entry and, offline, warns twice per run;
-# the run does not need it (the metadata is checked by `eopack validate`). Only this exact warning.
-_NOISE = re.compile(r"^WARNING Could not load extension schema https?://schema\.org/")
-
-
-def quiet_noise(line: str) -> bool:
-    """A log line kept in the log but not echoed: cwltool's offline schema.org fetch warning."""
-    return bool(_NOISE.match(line))
 
 
 _LOCATION = re.compile(r"^\S+:\d+:\d+:\s*")
