@@ -78,7 +78,7 @@ def build_crate(info: RunInfo) -> dict[str, Any]:
     wf = info.workflow.as_posix()
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     params = []
-    for kind, entries in (("inputs", info.inputs), ("outputs", info.outputs_params)):
+    for entries in (info.inputs, info.outputs_params):
         for p in entries:
             params.append(
                 {
