@@ -9,7 +9,10 @@ Dask cluster or the gateway. The contract:
 - a tool failure: exit 1 and the tool's one-line error (``convert-url: error: ...``) on stderr;
 - a bad job: exit 2 and one line, no traceback;
 - cancellation (Ctrl-C on ``eopack run``): the run ends as killed and the tool's processes are gone;
-- a containerised Dask run on a gateway with local inputs: exit 2 with one line, before any cluster.
+- a containerised Dask run on a gateway with local inputs: exit 2 with one line, before any cluster;
+- every successful run leaves report.html, .eopack/usage.json (wall and CPU within 20 % of what the
+  test measured around `eopack run`) and a Workflow Run RO-Crate (profile-validated once per runner,
+  in the no-image convert-url cell; its results checked against the files in every cell).
 
 A cell that cannot run here is skipped with how to enable it. Cheap jobs only: convert-url on the
 session's loopback image server, and ndvi's sample job for the Dask cells; each heavy run happens once
@@ -26,7 +29,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from crates import crate_issues
 from outputs import assert_same_outputs
+from run_record import Measured, assert_run_record, measure
 
 from eopack.package import find_package
 from eopack.runners import get_runner
@@ -37,6 +42,8 @@ from eopack_eo_common.stac import validate_tree
 CONVERT_ERROR = "convert-url: error: size percentage must be above 0% and at most 1000%; got '0%'"
 IMAGE = "image"
 NO_IMAGE = "no-image"
+# Wall and CPU the test measured around each cell's `eopack run`, by run directory.
+MEASURED: dict[Path, Measured] = {}
 
 
 def convert_job(folder: Path, image_server: str, size: str = "50%", name: str = "convert.yml") -> Path:
@@ -158,7 +165,9 @@ class RunnerContract:
             "-q",
             *extra,
         ]
-        proc = eopack(*args, env={**target_env, **(env or {})})
+        with measure() as measured:
+            proc = eopack(*args, env={**target_env, **(env or {})})
+        MEASURED[outdir] = measured
         if key is not None:
             runs[key] = (proc, outdir)
         return proc, outdir
@@ -179,6 +188,10 @@ class RunnerContract:
         assert catalog == outdir / "converted_image" / "catalog.json", proc.stdout
         assert validate_tree(catalog.parent).ok
         assert_same_outputs(reference["convert-url"], outdir)
+        assert_run_record(
+            outdir, "convert-url", self.runner, MEASURED[outdir],
+            validate=crate_issues if containers else None,
+        )  # fmt: skip
 
     def test_tool_failure_gives_its_one_line_error(
         self, eopack: Any, runs: Any, target: Any, containers: list[str], image_server: str, tmp_path: Path
@@ -274,6 +287,7 @@ class RunnerContract:
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert Path(last_line(proc.stdout)) == outdir / "ndvi_results" / "catalog.json", proc.stdout
         assert_same_outputs(reference["ndvi"], outdir)
+        assert_run_record(outdir, "ndvi", self.runner, MEASURED[outdir], quicklooks=6)
 
 
 # ------------------------------------------------------------------ the runners

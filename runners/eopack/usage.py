@@ -4,17 +4,19 @@ One shape for every runner, modelled on Calrissian's ``--usage-report`` (``calri
 the same top-level keys (``start_time``, ``finish_time``, ``elapsed_seconds``, ``total_cpu_hours``,
 ``total_ram_megabyte_hours``, ``total_tasks``, ``max_parallel_*``, ``children``) where ``cpus`` and
 ``ram_megabytes`` are the *requested* resources as in Calrissian, plus what was *measured*:
-``cpu_seconds`` (user + system of the engine's process tree on this host), ``peak_memory_megabytes``
+``cpu_seconds`` (user + system of ``eopack run`` and the processes it waited for: the engine and,
+when they run here, the tools), ``peak_memory_megabytes``
 (per step as the engine reports it, ``Max memory used``) and ``dask_worker_seconds`` (workers × the
 time the tool held its cluster, from the tool's own log lines).
 
-The meter is cheap: two ``getrusage`` calls and a regular expression per log line.
+The meter is cheap: two ``getrusage`` calls and a substring test per log line.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import resource
 import time
@@ -49,11 +51,24 @@ def _cpu(usage: resource.struct_rusage) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_start() -> float:
+    """When this process started (epoch seconds), from /proc; now when /proc cannot tell."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22, starttime, in clock ticks since boot
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - max(0.0, age)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time()
+
+
 @dataclass
 class Meter:
-    """Measure one engine process (and what it waited for) and time the steps it logs.
+    """Measure a run as its user sees it: ``eopack run`` from its start to the engine's end.
 
-    Use as ``with Meter() as m: tee_process(..., on_line=m.line)``; ``m.report(...)`` afterwards.
+    The run's wall time starts when this process started; its CPU seconds are this process's and
+    every child's it waited for (the engine, and through it the tools when they run here). Steps
+    are timed by the arrival of the engine's marker lines: ``tee_process(..., on_line=m.line)``.
     """
 
     start: float = 0.0
@@ -61,18 +76,17 @@ class Meter:
     cpu_seconds: float = 0.0
     peak_rss_mb: float = 0.0
     events: list[tuple[float, str]] = field(default_factory=list)
-    _cpu0: float = 0.0
 
     def __enter__(self) -> Meter:
-        self.start = time.time()
-        self._cpu0 = _cpu(resource.getrusage(resource.RUSAGE_CHILDREN))
+        self.start = process_start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.finish = time.time()
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.cpu_seconds = max(0.0, _cpu(usage) - self._cpu0)
-        self.peak_rss_mb = usage.ru_maxrss * 1024 / 1e6  # KiB of the largest child process
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        self.cpu_seconds = _cpu(children) + _cpu(own)
+        self.peak_rss_mb = max(children.ru_maxrss, own.ru_maxrss) * 1024 / 1e6  # KiB of the largest process
 
     def line(self, text: str) -> None:
         """Keep the arrival time of the lines that mark steps (the engines print no time of their own)."""
