@@ -22,15 +22,18 @@ per cell (module-scoped cache), and the reference runs once per package.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
+import browser
 import pytest
 from crates import crate_issues
 from outputs import assert_same_outputs
+from PIL import Image
 from run_record import Measured, assert_run_record, measure
 
 from eopack.package import find_package
@@ -295,6 +298,44 @@ class RunnerContract:
 
 class TestCwltool(RunnerContract):
     runner = "cwltool"
+
+    def test_report_shows_the_quicklooks_in_a_browser(
+        self, eopack: Any, runs: Any, tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        """Debian's chromium opens the ndvi run's report.html offline and shows its six quicklooks.
+
+        Reuses the no-image local-Dask ndvi cell's run (made once per module). The screenshot is kept
+        in the run folder (screenshots/report.png).
+        """
+        if browser.chromium() is None:
+            pytest.skip("chromium is not installed: `make setup` installs Debian's chromium")
+        tmp = tmp_path_factory.mktemp("cwltool-ndvi")
+        proc, outdir = self.run(
+            eopack, runs, ([], {}), ["--no-container"], tmp / "run", "ndvi", find_package("ndvi").default_job,
+            key=(self.runner, "ndvi", "--no-container"),
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        page = (outdir / "report.html").as_uri()
+        dom = browser.dump_dom(page)
+        alts = re.findall(r'<img alt="(ndvi-\d{8})" src="data:image/png;base64,', dom)
+        assert alts == [f"ndvi-2024{d}" for d in ("0605", "0615", "0625", "0705", "0715", "0725")], alts
+        shot = browser.screenshot(page, outdir / "screenshots" / "report.png")
+        # The quicklooks are drawn: the colour the first one uses most (besides white) fills a good
+        # part of the screenshot, where six scaled copies of it lie.
+        quicklook = outdir / "ndvi_results" / "ndvi-20240605" / "quicklook.png"
+        colours = Image.open(quicklook).convert("RGBA").getcolors(1 << 20) or []
+        count, rgba = max(
+            (c for c in colours if c[1][3] == 255 and c[1][:3] != (255, 255, 255)), key=lambda c: c[0]
+        )
+        colour = rgba[:3]
+        on_screen = sum(
+            n for n, rgb in Image.open(shot).convert("RGB").getcolors(1 << 24) or [] if rgb == colour
+        )
+        assert on_screen > 0.5 * count * (240 / max(Image.open(quicklook).size)) ** 2, (
+            on_screen,
+            count,
+            colour,
+        )
 
 
 TOIL_PASSWORD = (
