@@ -158,7 +158,7 @@ def build_crate(info: RunInfo) -> dict[str, Any]:
         action["startTime"] = usage["start_time"]
         action["endTime"] = usage["finish_time"]
     if images:
-        action["containerImage"] = [_ref(i["@id"]) for i in images]
+        action["containerImage"] = [_ref(str(i["@id"])) for i in images]
     meta_files = [
         p.relative_to(info.run_dir).as_posix()
         for p in sorted(info.meta.iterdir())
