@@ -1,4 +1,4 @@
-"""`make demo`: run the packages on built-in defaults and print where the outputs are.
+"""`make demo`: run the packages on built-in defaults and print where the outputs and reports are.
 
 - ndvi and cloudless-mosaic: generated Sentinel-2 L2A sample data (data/sample, made on first use),
   local Dask, cwltool.
@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -39,6 +40,16 @@ def report(app: str, catalog: Path) -> None:
     if not stac.ok:
         sys.exit(f"demo: {app} wrote invalid STAC: {stac.errors[0]}")
     print(f"{app}: {catalog}  (STAC valid, {stac.documents} documents)", flush=True)
+    run_dir = catalog.parent.parent
+    page = run_dir / "report.html"
+    if not page.exists():
+        sys.exit(f"demo: {app} left no report.html in {run_dir}")
+    usage = json.loads((run_dir / ".eopack" / "usage.json").read_text())
+    print(
+        f"  report: {page}  ({usage['elapsed_seconds']:.1f} s wall, {usage['cpu_seconds'] or 0:.1f} s CPU, "
+        f"peak {usage['peak_memory_megabytes'] or 0:.0f} MB; RO-Crate: {run_dir / 'ro-crate-metadata.json'})",
+        flush=True,
+    )
 
 
 def demo_convert_url() -> Path:

@@ -9,7 +9,10 @@ Dask cluster or the gateway. The contract:
 - a tool failure: exit 1 and the tool's one-line error (``convert-url: error: ...``) on stderr;
 - a bad job: exit 2 and one line, no traceback;
 - cancellation (Ctrl-C on ``eopack run``): the run ends as killed and the tool's processes are gone;
-- a containerised Dask run on a gateway with local inputs: exit 2 with one line, before any cluster.
+- a containerised Dask run on a gateway with local inputs: exit 2 with one line, before any cluster;
+- every successful run leaves report.html, .eopack/usage.json (wall and CPU within 20 % of what the
+  test measured around `eopack run`) and a Workflow Run RO-Crate (profile-validated once per runner,
+  in the no-image convert-url cell; its results checked against the files in every cell).
 
 A cell that cannot run here is skipped with how to enable it. Cheap jobs only: convert-url on the
 session's loopback image server, and ndvi's sample job for the Dask cells; each heavy run happens once
@@ -20,14 +23,19 @@ WES suites).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
+import browser
 import pytest
+from crates import crate_issues
 from outputs import assert_same_outputs
+from PIL import Image
+from run_record import Measured, assert_run_record, measure
 
 from eopack.package import find_package
 from eopack.runners import get_runner
@@ -38,6 +46,8 @@ from eopack_eo_common.stac import validate_tree
 CONVERT_ERROR = "convert-url: error: size percentage must be above 0% and at most 1000%; got '0%'"
 IMAGE = "image"
 NO_IMAGE = "no-image"
+# Wall and CPU the test measured around each cell's `eopack run`, by run directory.
+MEASURED: dict[Path, Measured] = {}
 
 
 def convert_job(folder: Path, image_server: str, size: str = "50%", name: str = "convert.yml") -> Path:
@@ -147,7 +157,9 @@ class RunnerContract:
             "-q",
             *extra,
         ]
-        proc = eopack(*args, env={**target_env, **(env or {})})
+        with measure() as measured:
+            proc = eopack(*args, env={**target_env, **(env or {})})
+        MEASURED[outdir] = measured
         if key is not None:
             runs[key] = (proc, outdir)
         return proc, outdir
@@ -174,6 +186,10 @@ class RunnerContract:
         assert catalog == outdir / "converted_image" / "catalog.json", proc.stdout
         assert validate_tree(catalog.parent).ok
         assert_same_outputs(reference["convert-url"], outdir)
+        assert_run_record(
+            outdir, "convert-url", self.runner, MEASURED[outdir],
+            validate=crate_issues if containers else None,
+        )  # fmt: skip
 
     def test_tool_failure_gives_its_one_line_error(
         self, eopack: Any, runs: Any, target: Any, containers: list[str], image_server: str, tmp_path: Path
@@ -269,6 +285,7 @@ class RunnerContract:
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert Path(last_line(proc.stdout)) == outdir / "ndvi_results" / "catalog.json", proc.stdout
         assert_same_outputs(reference["ndvi"], outdir)
+        assert_run_record(outdir, "ndvi", self.runner, MEASURED[outdir], quicklooks=6)
 
 
 # ------------------------------------------------------------------ the runners
@@ -276,6 +293,44 @@ class RunnerContract:
 
 class TestCwltool(RunnerContract):
     runner = "cwltool"
+
+    def test_report_shows_the_quicklooks_in_a_browser(
+        self, eopack: Any, runs: Any, tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        """Debian's chromium opens the ndvi run's report.html offline and shows its six quicklooks.
+
+        Reuses the no-image local-Dask ndvi cell's run (made once per module). The screenshot is kept
+        in the run folder (screenshots/report.png).
+        """
+        if browser.chromium() is None:
+            pytest.skip("chromium is not installed: `make setup` installs Debian's chromium")
+        tmp = tmp_path_factory.mktemp("cwltool-ndvi")
+        proc, outdir = self.run(
+            eopack, runs, ([], {}), ["--no-container"], tmp / "run", "ndvi", find_package("ndvi").default_job,
+            key=(self.runner, "ndvi", "--no-container"),
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        page = (outdir / "report.html").as_uri()
+        dom = browser.dump_dom(page)
+        alts = re.findall(r'<img alt="(ndvi-\d{8})" src="data:image/png;base64,', dom)
+        assert alts == [f"ndvi-2024{d}" for d in ("0605", "0615", "0625", "0705", "0715", "0725")], alts
+        shot = browser.screenshot(page, outdir / "screenshots" / "report.png")
+        # The quicklooks are drawn: the colour the first one uses most (besides white) fills a good
+        # part of the screenshot, where six scaled copies of it lie.
+        quicklook = outdir / "ndvi_results" / "ndvi-20240605" / "quicklook.png"
+        colours = Image.open(quicklook).convert("RGBA").getcolors(1 << 20) or []
+        count, rgba = max(
+            (c for c in colours if c[1][3] == 255 and c[1][:3] != (255, 255, 255)), key=lambda c: c[0]
+        )
+        colour = rgba[:3]
+        on_screen = sum(
+            n for n, rgb in Image.open(shot).convert("RGB").getcolors(1 << 24) or [] if rgb == colour
+        )
+        assert on_screen > 0.5 * count * (240 / max(Image.open(quicklook).size)) ** 2, (
+            on_screen,
+            count,
+            colour,
+        )
 
 
 TOIL_PASSWORD = (

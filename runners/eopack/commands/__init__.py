@@ -38,6 +38,7 @@ LAZY_COMMANDS = {
     "publish": ".publish:publish_cmd",
     "registry": ".services:registry_cli",
     "release": ".release:release_cmd",
+    "report": ".report:report_cmd",
     "s3": ".services:s3_cli",
     "slurm": ".services:slurm_cli",
     "stac": ".services:stac_cli",
@@ -179,6 +180,10 @@ def run(
     if print_command:
         click.echo(result.command or "")
         return
+    if not dry_run and (result.run_dir / ".eopack").is_dir():
+        from .report import record_after_run  # lazy: only after a run
+
+        record_after_run(result.run_dir)
     if not result.ok:
         for line in result.errors:
             err.print(f"[red]{line}[/]")

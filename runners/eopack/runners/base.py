@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from .. import usage
 from ..clients import docker, gateway
 from ..console import notice
 from ..dask import lower
@@ -35,6 +36,7 @@ from ..package import (
     as_list,
     class_name,
     dump_yaml,
+    load_yaml,
     offline_schemas,
     repo_root,
     service_state_dir,
@@ -154,9 +156,23 @@ def write_run_copy(
     meta = run_dir / ".eopack"
     meta.mkdir(parents=True, exist_ok=True)
     cwl, job_file = meta / f"{package.name}.cwl", meta / "job.yml"
-    dump_yaml(offline_schemas(doc), cwl)
+    dump_yaml(without_schema_org(offline_schemas(doc)), cwl)
     dump_yaml(dict(job), job_file)
     return cwl, job_file
+
+
+def without_schema_org(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` without the schema.org RDF in ``$schemas``: the engines fetch it only to check ``s:`` terms.
+
+    Offline, cwltool warns twice per run that it could not load it, and Toil the same; the package
+    keeps the entry (platforms and ``eopack validate`` read it), the copy that runs does not need it.
+    """
+    schemas = doc.get("$schemas") or []
+    kept = [s for s in (schemas if isinstance(schemas, list) else [schemas]) if "schema.org/" not in str(s)]
+    out = {k: v for k, v in doc.items() if k != "$schemas"}
+    if kept:
+        out["$schemas"] = kept
+    return out
 
 
 def docker_to_hint(doc: dict[str, Any]) -> None:
@@ -175,8 +191,12 @@ def tee_process(
     env: Mapping[str, str] | None,
     quiet: bool,
     stdout_path: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
 ) -> int:
-    """Run ``cmd``; stderr goes to the terminal and ``log_path``, stdout to ``stdout_path``."""
+    """Run ``cmd``; stderr goes to the terminal and ``log_path``, stdout to ``stdout_path``.
+
+    ``on_line`` sees every stderr line as it arrives (the usage meter times the steps with it).
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("$ " + shlex.join(cmd) + "\n")
     with log_path.open("a") as log, stdout_path.open("w") if stdout_path else open("/dev/null", "w") as out:
@@ -188,6 +208,8 @@ def tee_process(
         def pump(stream: IO[str]) -> None:
             for line in stream:
                 log.write(line)
+                if on_line is not None:
+                    on_line(line)
                 if not quiet:
                     sys.stderr.write(line)
 
@@ -461,7 +483,11 @@ def execute(prepared: Prepared, cmd: Sequence[str], engine: str) -> RunResult:
     try:
         if prepared.options.print_command:
             return RunResult(RunStatus.NOT_RUN, 0, prepared.run_dir, command=line)
-        code = tee_process(cmd, log, prepared.process_env(), prepared.options.quiet, stdout)
+        with usage.Meter() as meter:
+            code = tee_process(
+                cmd, log, prepared.process_env(), prepared.options.quiet, stdout, on_line=meter.line
+            )
+        usage.record(prepared.meta, engine, meter, log, load_yaml(prepared.cwl))
         return finish(prepared.package, prepared.run_dir, code, log, stdout, line)
     finally:
         # Whatever the engine staged and we did not move is not a result.

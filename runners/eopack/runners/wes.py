@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .. import usage
 from ..clients import wes as wes_client
 from ..clients.wes import TERMINAL, WesClient
 from ..console import notice
@@ -188,13 +189,21 @@ class WesRunner:
             if not options.quiet:
                 notice(f"{run_id}: {state}")
 
-        try:
-            state = client.wait(run_id, timeout=timeout, on_change=show)
-        except KeyboardInterrupt:
-            notice(f"interrupted: canceling {run_id}")
-            client.cancel(run_id)
-            state = client.wait(run_id, timeout=60)
-        return self._finish(client, package, prepared.run_dir, run_id, state, line)
+        with usage.Meter() as meter:
+            try:
+                state = client.wait(run_id, timeout=timeout, on_change=show)
+            except KeyboardInterrupt:
+                notice(f"interrupted: canceling {run_id}")
+                client.cancel(run_id)
+                state = client.wait(run_id, timeout=60)
+        result = self._finish(client, package, prepared.run_dir, run_id, state, line)
+        # The engine ran on the WES server: its CPU is not this process's; times and memory are read
+        # from the run's log, which holds the engine's step lines.
+        usage.record(
+            prepared.meta, "wes", meter, result.log, load_yaml(prepared.cwl), measured_here=False,
+            note="CPU seconds are not measured: the engine ran on the WES server",
+        )  # fmt: skip
+        return result
 
     def _finish(
         self, client: WesClient, package: Package, run_dir: Path, run_id: str, state: str, line: str

@@ -31,6 +31,7 @@ from eopack_eo_common.archive import Encoding
 from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
+from eopack_eo_common.progress import Progress
 from eopack_eo_common.raster import quicklook, write_cog
 from eopack_eo_common.s2 import BANDS, DEFAULT_MASKED_CLASSES, band_id, dominant_epsg, parse_masked_classes
 from eopack_eo_common.search import Search, select_items
@@ -192,6 +193,7 @@ def _month_results(
         ]
 
     pending = submit(months[0])
+    progress = Progress("mosaic block", len(months) * len(blocks), log)
     for index, month in enumerate(months):
         futures = pending
         pending = submit(months[index + 1]) if index + 1 < len(months) else []
@@ -204,6 +206,7 @@ def _month_results(
             twice[:, r : r + h, c : c + w] = part
             count[r : r + h, c : c + w] = n
             future.release()
+            progress.advance(f"(month {index + 1}/{len(months)}: {month.key})")
         yield month, twice, count
 
 

@@ -11,6 +11,7 @@ __all__ = [
     "download",
     "errors",
     "output",
+    "progress",
     "raster",
     "remote",
     "s2",

@@ -26,6 +26,7 @@ from eopack_eo_common.access import asset_errors
 from eopack_eo_common.dask_cluster import dask_client, performance_report
 from eopack_eo_common.errors import ToolInputError
 from eopack_eo_common.output import staged_output
+from eopack_eo_common.progress import Progress
 from eopack_eo_common.raster import band_statistics, quicklook, write_cog
 from eopack_eo_common.s2 import (
     DEFAULT_MASKED_CLASSES,
@@ -192,7 +193,9 @@ def run(job: NdviJob, outdir: Path) -> Path:
                 result = result.compute()
         transform = result.odc.geobox.affine
         catalog = pystac.Catalog("ndvi", f"NDVI for {job.search.describe()}", title="NDVI")
-        for name, props, pixels in _layers(result, job):
+        layers = _layers(result, job)
+        progress = Progress("date", len(layers), log)
+        for name, props, pixels in layers:
             folder = stage / name
             folder.mkdir()
             used = (
@@ -201,6 +204,6 @@ def run(job: NdviJob, outdir: Path) -> Path:
                 else [i for i in items if i.datetime and f"ndvi-{i.datetime:%Y%m%d}" == name]
             )
             catalog.add_item(_item(name, props, pixels, folder, transform, epsg, job, used))
-            log.info("wrote %s", name)
+            progress.advance(f"wrote {name}")
         save_catalog(catalog, stage)
     return outdir / "catalog.json"
