@@ -784,6 +784,13 @@ def _tiler_pid(layout: _Layout) -> int | None:
     return _ours(layout.tiler_pid, layout)
 
 
+def _tiler_folder(layout: _Layout, worker_group: int | None) -> None:
+    """The socket's folder: ours alone (700), or enterable by nginx's workers' group too (710)."""
+    layout.tiler.mkdir(parents=True, exist_ok=True)
+    os.chown(layout.tiler, -1, worker_group if worker_group is not None else os.getegid())
+    layout.tiler.chmod(0o700 if worker_group is None else 0o710)
+
+
 def _start_tiler(layout: _Layout, state: _State, worker_group: int | None) -> int:
     """titiler-pgstac under uvicorn on a unix socket that only nginx (and we) may reach.
 
@@ -799,9 +806,7 @@ def _start_tiler(layout: _Layout, state: _State, worker_group: int | None) -> in
             f"the socket path {layout.tiler_sock} is too long for a unix socket",
             "Use a shorter --state-dir.",
         )
-    layout.tiler.mkdir(parents=True, exist_ok=True)
-    os.chown(layout.tiler, -1, worker_group if worker_group is not None else os.getegid())
-    layout.tiler.chmod(0o700 if worker_group is None else 0o710)
+    _tiler_folder(layout, worker_group)
     layout.tiler_sock.unlink(missing_ok=True)
     env = dict(os.environ)
     env.update(
@@ -959,8 +964,10 @@ def up(
             undo.add(pid)
             say(f"uvicorn started on {_proc.LOOPBACK}:{state.api_port} (pid {pid})")
         pids["api"] = pid
+        group = _worker_group(layout, data)
+        _tiler_folder(layout, group)  # re-applied: nginx's workers may have changed user since
         if (pid := _tiler_pid(layout)) is None:
-            pid = _start_tiler(layout, state, _worker_group(layout, data))
+            pid = _start_tiler(layout, state, group)
             undo.add(pid)
             say(f"titiler-pgstac started on {layout.tiler_sock} (pid {pid})")
         pids["tiles"] = pid
