@@ -16,7 +16,13 @@ help: ## Show the targets
 	@grep -hE '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-setup: .venv/.synced ## Install system packages, uv and the locked environment
+# STAC Browser for `eopack stac up` (npm package built with its own vue-cli build; needs node + npm)
+STAC_BROWSER := .cache/stac-browser/4.0.1/dist/index.html
+
+setup: .venv/.synced $(STAC_BROWSER) ## Install system packages, uv, the locked environment and STAC Browser
+
+$(STAC_BROWSER): scripts/stac-browser.sh scripts/stac-browser/package-lock.json scripts/stac-browser/basemaps.config.js | .venv/.synced
+	@bash scripts/stac-browser.sh
 
 .venv/.synced: pyproject.toml uv.lock $(wildcard tools/*/pyproject.toml) scripts/bootstrap.sh
 	@UV="$(UV)" bash scripts/bootstrap.sh

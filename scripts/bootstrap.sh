@@ -9,7 +9,7 @@ APT_PACKAGES=(git curl ca-certificates python3 python3-venv nodejs postgresql-15
   docker.io debootstrap docker-registry  # containers: dockerd, base image, local registry
   slurm-wlm munge)  # a single-node Slurm for the toil-slurm runner (`make slurm-up`)
 APT_PACKAGES+=(redis-server)  # the Toil WES broker (`eopack wes up`, wes/README.md)
-APT_PACKAGES+=(chromium)  # the headless browser test of report.html (tests/test_report.py)
+APT_PACKAGES+=(npm chromium)  # STAC Browser's build (scripts/stac-browser.sh); the headless browser tests
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -18,6 +18,7 @@ done
 # python3/node may come from elsewhere (pyenv, nvm); only their commands matter.
 provided=()
 command -v node >/dev/null 2>&1 && provided+=(nodejs)
+command -v npm >/dev/null 2>&1 && provided+=(npm)  # NodeSource's nodejs bundles it
 command -v python3 >/dev/null 2>&1 && provided+=(python3)
 still=()
 for pkg in "${missing[@]}"; do

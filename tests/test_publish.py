@@ -76,13 +76,15 @@ def _count(http: requests.Session, api: str, **body: Any) -> int:
 
 
 @stacapi
-def test_run_with_publish_prints_the_catalog_then_the_collection(
+def test_run_with_publish_prints_the_catalog_the_collection_then_its_browser_page(
     published_run: tuple[Path, str], stack: StacStack
 ) -> None:
     run_dir, stdout = published_run
     lines = stdout.strip().splitlines()
-    assert lines[-2] == str(run_dir / "ndvi_results" / "catalog.json")
-    assert lines[-1] == f"{stack.api_url}/collections/{NDVI_COLLECTION}"
+    assert stack.browser, "STAC Browser is not built: `make setup` runs scripts/stac-browser.sh"
+    assert lines[-3] == str(run_dir / "ndvi_results" / "catalog.json")
+    assert lines[-2] == f"{stack.api_url}/collections/{NDVI_COLLECTION}"
+    assert lines[-1] == f"{stack.browser}collections/{NDVI_COLLECTION}"
 
 
 @stacapi

@@ -5,6 +5,8 @@ open in a browser on this machine can do to it.
 (c) STAC API: any page may read (CORS for GET), none may write: the preflight of a cross-site POST
     fails and a "simple" (text/plain) POST is refused, so nothing is created.
 (17) the asset server lists no folders and takes no writes; files keep CORS for browser viewers.
+(23) the tile server (titiler-pgstac) has no port: a unix socket in a private folder, reached through
+     nginx's /tiles/ for reads only, without CORS *.
 """
 
 from __future__ import annotations
@@ -135,3 +137,29 @@ def test_transactions_need_the_stacks_token(stack: StacStack) -> None:
         f"{api}/collections/with-token", headers={"Authorization": f"Bearer {token}"}, timeout=10
     )
     assert gone.status_code in (200, 204)
+
+
+def test_the_tile_server_is_reached_only_through_nginx_and_only_to_read(stack: StacStack) -> None:
+    """Issue 23: titiler-pgstac listens on a unix socket in a private folder, not on a port; nginx's
+    ``/tiles/`` passes GET/HEAD only (registering a search is a write) and sends no CORS *."""
+    folder = stack.state_dir / "tiler"
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    if os.geteuid() == 0 and mode == 0o710:  # workers run as nobody: its group may enter, no one else
+        assert folder.stat().st_gid == pwd.getpwnam("nobody").pw_gid
+    else:
+        assert mode == 0o700
+    assert stat.S_ISSOCK((folder / "tiler.sock").stat().st_mode)
+    tiler = Path(f"/proc/{stack.pids['tiles']}")
+    assert "titiler.pgstac" in (tiler / "cmdline").read_bytes().decode()
+    assert "--uds" in (tiler / "cmdline").read_bytes().decode().split("\0")
+    tiles = stack.tiles_url
+    assert tiles
+    health = requests.get(f"{tiles}/healthz", headers={"Origin": EVIL}, timeout=10)
+    assert health.status_code == 200 and "access-control-allow-origin" not in health.headers
+    search = {"collections": [stack.collections[0]]}
+    for headers in ({"Origin": EVIL}, {}):
+        post = requests.post(f"{tiles}/searches/register", json=search, headers=headers, timeout=10)
+        assert post.status_code == 403, post.text
+    own = stack.assets_url  # STAC Browser's origin may read with CORS (same origin anyway)
+    read = requests.get(f"{tiles}/healthz", headers={"Origin": own}, timeout=10)
+    assert read.headers.get("access-control-allow-origin") == own

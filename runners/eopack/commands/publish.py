@@ -15,7 +15,8 @@ __all__ = ["publish_and_report", "publish_cmd"]
 
 
 def publish_and_report(run_dir: Path, api_url: str, **options: Any) -> PublishResult:
-    """``publish`` with progress on stderr, then on stdout: files to upload (templates), collection URLs.
+    """``publish`` with progress on stderr, then on stdout: files to upload (templates), collection URLs,
+    and last the STAC Browser page of each collection when the API is a local stack that serves one.
 
     Shared by ``eopack publish`` and ``eopack run --publish``.
     """
@@ -24,6 +25,8 @@ def publish_and_report(run_dir: Path, api_url: str, **options: Any) -> PublishRe
         if upload.dest is None:
             click.echo(f"upload {upload.source} {upload.url}")
     for url in result.collection_urls:
+        click.echo(url)
+    for url in result.browser_urls:
         click.echo(url)
     return result
 

@@ -204,10 +204,16 @@ def _show_stac(report: stac.StackStatus) -> None:
 stac_cli = service_group(
     ServiceSpec(
         name="stac",
-        help="A local STAC API (pgstac + stac-fastapi) with an asset server, for the STAC-API input path.",
+        help="A local STAC API (pgstac + stac-fastapi), asset server, tile server and STAC Browser.",
         up=lambda data_dir, state_dir, **kw: stac.up(data_dir, state_dir, **kw),
         announce=lambda stack: str(stack.api_url),
-        notes=lambda stack: [f"assets on {stack.assets_url}; logs in {stack.state_dir / 'logs'}"],
+        notes=lambda stack: [
+            f"assets on {stack.assets_url}; logs in {stack.state_dir / 'logs'}",
+            f"tiles (titiler-pgstac) on {stack.tiles_url}",
+            f"STAC Browser on {stack.browser}"
+            if stack.browser
+            else "STAC Browser is not built: run `make setup` (scripts/stac-browser.sh; needs npm)",
+        ],
         down=lambda state_dir, progress: stac.down(state_dir, progress=progress),
         stopped="STAC stack stopped",
         status=lambda state_dir, **_: stac.status(state_dir),

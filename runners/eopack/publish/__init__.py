@@ -88,10 +88,20 @@ class PublishResult:
     copied: int
     unchecked: tuple[str, ...]
     target: str
+    browser_urls: tuple[str, ...] = ()  # STAC Browser's page of each collection (local stack only)
 
     @property
     def collection_urls(self) -> list[str]:
         return [f"{self.api_url}/collections/{quote(c)}" for c in self.collections]
+
+
+def _browser_urls(api_url: str, state_dir: Path | None, collections: tuple[str, ...]) -> tuple[str, ...]:
+    """STAC Browser's page of each collection when ``api_url`` is a local stack that serves one."""
+    stack = stac_service.find_local_stack(api_url, state_dir)
+    if stack is None:
+        return ()
+    urls = (stac_service.browser_url(stack, cid) for cid in collections)
+    return tuple(url for url in urls if url)
 
 
 def _write_token(api_url: str, state_dir: Path | None) -> str | None:
@@ -286,4 +296,5 @@ def publish(
         copied,
         tuple(sorted(content.unchecked)),
         target.description,
+        _browser_urls(api_url, state_dir, tuple(planned)),
     )

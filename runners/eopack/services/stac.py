@@ -1,4 +1,5 @@
-"""A real STAC API on loopback: PostgreSQL + PostGIS + pgstac, stac-fastapi-pgstac, nginx for assets.
+"""A real STAC API on loopback: PostgreSQL + PostGIS + pgstac, stac-fastapi-pgstac, nginx for assets,
+a tile server (titiler-pgstac) over the same database and STAC Browser: a small eoAPI.
 
 Why a real server and not a mock: the app packages' "STAC API URL + search" input path must be tested
 against the same software a platform runs (pgstac's CQL2, datetime and bbox semantics, HTTP Range on
@@ -9,9 +10,14 @@ Layout of the state directory::
 
     stack.json        ports, data dir, DB password, fingerprint of the loaded data (mode 600)
     pgdata/ pgsock/   PostgreSQL cluster and its unix socket (owned by the postgres user when root)
-    nginx/            nginx.conf, nginx.pid and temp dirs of the asset server
+    nginx/            nginx.conf, nginx.pid and temp dirs of the asset server; browser-config.js
+    tiler/            titiler-pgstac's working dir and unix socket (mode 700, or 710 to nginx's group)
     api/              uvicorn's working directory (stac-fastapi reads ./.env; this one has none)
     published/        assets copied by ``eopack publish``, served at ``<assets_url>/published/``
+
+nginx (loopback TCP) is the one front: ``/`` the data dir, ``/published/``, ``/tiles/`` proxied to
+titiler-pgstac on its unix socket (GET/HEAD only), ``/browser/`` the STAC Browser build of
+``scripts/stac-browser.sh`` with a ``config.js`` pointing it at this stack's API.
     logs/             initdb.log postgres.log nginx-error.log nginx-access.log uvicorn.log setup.log
 """
 
@@ -48,6 +54,8 @@ __all__ = [
     "Component",
     "StacStack",
     "StackStatus",
+    "browser_dist",
+    "browser_url",
     "default_data_dir",
     "default_state_dir",
     "down",
@@ -83,6 +91,8 @@ class StacStack:
     data_dir: Path
     dsn: str
     collections: tuple[str, ...] = ()
+    tiles_url: str | None = None
+    browser: str | None = None  # STAC Browser's root URL; None when it is not built
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,9 @@ class _Layout:
         self.uvicorn_pid = self.api / "uvicorn.pid"
         self.state_file = root / "stack.json"
         self.published = root / "published"
+        self.tiler = root / "tiler"
+        self.tiler_sock, self.tiler_pid = self.tiler / "tiler.sock", self.tiler / "uvicorn.pid"
+        self.browser_config = self.nginx / "browser-config.js"
 
 
 @dataclass
@@ -522,6 +535,16 @@ def _ensure_database(state: _State) -> None:
             conn.execute(f'CREATE DATABASE "{DB_NAME}" OWNER "{DB_USER}"')
 
 
+# pgstac's default queryables $ref schemas.stacspec.org and geojson.org, which STAC Browser fetches at
+# page load (its filter form): inlined, the local stack works offline (the browser test checks it).
+OFFLINE_QUERYABLES = """
+UPDATE pgstac.queryables SET definition = (definition - '$ref') || '{"type": "string", "minLength": 1}'
+    WHERE name = 'id' AND definition ? '$ref';
+UPDATE pgstac.queryables SET definition = (definition - '$ref') || '{"type": "object", "format": "geometry-any"}'
+    WHERE name = 'geometry' AND definition ? '$ref';
+"""
+
+
 def _migrate_and_load(state: _State, content: CatalogContent, progress: Progress) -> bool:
     """Install/upgrade pgstac, turn on numberMatched, and upsert the data when it changed; True if loaded."""
     from pypgstac.db import PgstacDB
@@ -533,6 +556,7 @@ def _migrate_and_load(state: _State, content: CatalogContent, progress: Progress
         conn = db.connect()
         # pgstac counts matches (numberMatched, paging totals) only with its `context` setting on
         conn.execute("UPDATE pgstac.pgstac_settings SET value = 'on' WHERE name = 'context'")
+        conn.execute(OFFLINE_QUERYABLES)
         ids = [c["id"] for c in content.collections]
         row = conn.execute("SELECT count(*) FROM pgstac.collections WHERE id = ANY(%s)", [ids]).fetchone()
         if state.fingerprint == content.fingerprint and row is not None and row[0] == len(ids):
@@ -572,10 +596,38 @@ def _nginx_user_line(*folders: Path) -> str:
     return "user root root;  # the data folder is private to root: workers must read it as root\n"
 
 
+def _served_folders(layout: _Layout, data_dir: Path) -> list[Path]:
+    """What nginx's workers read: the data, the published assets and STAC Browser's build."""
+    dist = browser_dist()
+    return [data_dir, layout.published, *([dist] if dist else [])]
+
+
+def _worker_group(layout: _Layout, data_dir: Path) -> int | None:
+    """The group nginx's workers run in when that is not our own (root's workers as ``nobody``)."""
+    if os.geteuid() != 0 or not all(_others_can_read(f) for f in _served_folders(layout, data_dir)):
+        return None
+    return pwd.getpwnam("nobody").pw_gid
+
+
+def _browser_locations(layout: _Layout) -> str:
+    """``/browser/``: STAC Browser's static build, its runtime config from the state dir."""
+    dist = browser_dist()
+    if dist is None:
+        return "        # STAC Browser is not built (scripts/stac-browser.sh, run by `make setup`)\n"
+    return f"""        # STAC Browser (scripts/stac-browser.sh); config.js points it at this stack's API
+        location = /browser/config.js {{ alias {layout.browser_config}; add_header Cache-Control no-store; }}
+        location /browser/ {{
+            alias {dist}/;
+            try_files $uri $uri/ /browser/index.html;  # its routes are paths (history mode)
+            limit_except GET HEAD {{ deny all; }}
+        }}
+"""
+
+
 def _nginx_conf(layout: _Layout, data_dir: Path, port: int) -> str:
     """Self-contained config: includes nothing from /etc/nginx, writes nothing outside the state dir."""
     tmp = layout.nginx / "tmp"
-    user = _nginx_user_line(data_dir, layout.published)
+    user = _nginx_user_line(*_served_folders(layout, data_dir))
     temp_paths = "\n".join(
         f"    {kind}_temp_path {tmp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
@@ -586,7 +638,11 @@ pid {layout.nginx_pid};
 error_log {layout.logs}/nginx-error.log warn;
 events {{ worker_connections 256; }}
 http {{
-    types {{ image/tiff tif tiff; image/png png; image/jpeg jpg jpeg; application/json json; }}
+    types {{
+        image/tiff tif tiff; image/png png; image/jpeg jpg jpeg; application/json json map;
+        text/html html; text/javascript js; text/css css; image/svg+xml svg; image/x-icon ico;
+        font/woff woff; font/woff2 woff2; font/ttf ttf;
+    }}
     default_type application/octet-stream;
     access_log {layout.logs}/nginx-access.log;
 {temp_paths}
@@ -601,7 +657,17 @@ http {{
         location / {{ limit_except GET HEAD {{ deny all; }} }}
         # what `eopack publish` copied: kept in the state dir so the data dir stays read-only
         location /published/ {{ alias {layout.published}/; limit_except GET HEAD {{ deny all; }} }}
-    }}
+        # titiler-pgstac on its unix socket: tiles of items, collections (mosaics), registered searches.
+        # Reads only: registering a search (POST) stays on the socket, for eopack. No CORS here: STAC
+        # Browser is on this origin, and a location's own add_header drops the server's CORS *.
+        location /tiles/ {{
+            limit_except GET HEAD {{ deny all; }}
+            proxy_pass http://unix:{layout.tiler_sock}:/;  # /tiles/x -> /x, uvicorn --root-path /tiles
+            proxy_set_header Host $http_host;
+            proxy_read_timeout 120s;
+            add_header X-Content-Type-Options nosniff;
+        }}
+{_browser_locations(layout)}    }}
 }}
 """
 
@@ -701,6 +767,129 @@ def _wait_for_api(layout: _Layout, api_url: str, collections: list[str], timeout
             )
 
 
+# ------------------------------------------------------------------ tiles (titiler-pgstac)
+
+TILES_PREFIX = "/tiles"
+# GDAL reading COGs over HTTP from our own nginx: no directory probing, merged ranges, never a proxy
+TILER_GDAL = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIPLEX": "YES",
+    "VSI_CACHE": "TRUE",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff",
+}
+
+
+def _tiler_pid(layout: _Layout) -> int | None:
+    return _ours(layout.tiler_pid, layout)
+
+
+def _tiler_folder(layout: _Layout, worker_group: int | None) -> None:
+    """The socket's folder: ours alone (700), or enterable by nginx's workers' group too (710)."""
+    layout.tiler.mkdir(parents=True, exist_ok=True)
+    os.chown(layout.tiler, -1, worker_group if worker_group is not None else os.getegid())
+    layout.tiler.chmod(0o700 if worker_group is None else 0o710)
+
+
+def _start_tiler(layout: _Layout, state: _State, worker_group: int | None) -> int:
+    """titiler-pgstac under uvicorn on a unix socket that only nginx (and we) may reach.
+
+    The socket's folder is mode 700, or 710 with the nginx workers' group when they run as
+    ``nobody``: other local users cannot reach the tiler except through nginx's GET/HEAD front.
+    """
+    running = _tiler_pid(layout)
+    if running is not None:
+        return running
+    if len(str(layout.tiler_sock)) > 100:
+        raise ServiceUnavailableError(
+            SERVICE,
+            f"the socket path {layout.tiler_sock} is too long for a unix socket",
+            "Use a shorter --state-dir.",
+        )
+    _tiler_folder(layout, worker_group)
+    layout.tiler_sock.unlink(missing_ok=True)
+    env = dict(os.environ)
+    env.update(
+        PGUSER=DB_USER,
+        PGPASSWORD=state.password,
+        PGHOST=_proc.LOOPBACK,
+        PGPORT=str(state.pg_port),
+        PGDATABASE=DB_NAME,
+        # only STAC Browser's origin (the asset server) may read with CORS; issue 21 allows no CORS *
+        TITILER_PGSTAC_API_CORS_ORIGINS=f"http://{_proc.LOOPBACK}:{state.assets_port}",
+        NO_PROXY=",".join(filter(None, [env.get("NO_PROXY"), _proc.LOOPBACK, "localhost"])),
+        **TILER_GDAL,
+    )
+    env["no_proxy"] = env["NO_PROXY"]
+    cmd = [sys.executable, "-m", "uvicorn", "titiler.pgstac.main:app", "--uds", str(layout.tiler_sock)]
+    cmd += ["--root-path", TILES_PREFIX, "--no-access-log"]
+    return _proc.spawn(
+        cmd, log=layout.logs / "tiler.log", cwd=layout.tiler, env=env, pid_file=layout.tiler_pid
+    )
+
+
+def _wait_for_tiles(layout: _Layout, tiles_url: str, timeout: float = 120) -> None:
+    """Ready when /healthz answers through nginx (importing titiler takes ~10-40 s on a busy machine)."""
+    log = layout.logs / "tiler.log"
+
+    def ready() -> bool:
+        if _tiler_pid(layout) is None:
+            raise ServiceUnavailableError(
+                SERVICE, f"the tile server exited:\n{_proc.tail(log)}", f"See {log}."
+            )
+        return _proc.http_status(f"{tiles_url}/healthz") == 200
+
+    if not _proc.wait_until(ready, timeout, interval=0.2):
+        raise ServiceUnavailableError(
+            SERVICE, f"GET {tiles_url}/healthz did not answer 200 within {timeout:.0f} s", f"See {log}."
+        )
+
+
+# ------------------------------------------------------------------ STAC Browser
+
+BROWSER_VERSION = "4.0.1"  # scripts/stac-browser.sh builds this one
+
+
+def browser_dist() -> Path | None:
+    """STAC Browser's static build (``scripts/stac-browser.sh``, run by ``make setup``), if built."""
+    cache = os.environ.get("EOPACK_STAC_BROWSER_CACHE")
+    root = Path(cache) if cache else package.repo_root() / ".cache" / "stac-browser"
+    dist = root / BROWSER_VERSION / "dist"
+    return dist if (dist / "index.html").is_file() else None
+
+
+def _write_browser_config(layout: _Layout, api_url: str, tiles_url: str) -> None:
+    """STAC Browser's runtime config: this stack's API, nothing external."""
+    config = {
+        "catalogUrl": f"{api_url}/",
+        "catalogTitle": "eopack local STAC",
+        "allowExternalAccess": False,
+        "allowedDomains": [],
+        "detectLocaleFromBrowser": False,
+        "socialSharing": [],
+        "displayGeoTiffByDefault": False,
+    }
+    layout.nginx.mkdir(parents=True, exist_ok=True)
+    layout.browser_config.write_text(
+        "// generated by eopack stac up; edits are overwritten\n"
+        f"window.STAC_BROWSER_CONFIG = {json.dumps(config, indent=2)};\n"
+        f"window.EOPACK_TILES_URL = {json.dumps(tiles_url)};\n"
+    )
+    layout.browser_config.chmod(0o644)
+
+
+def browser_url(stack: StacStack, collection: str | None = None, item: str | None = None) -> str | None:
+    """STAC Browser's page of the catalog, a collection or an item; None when it is not built."""
+    if stack.browser is None:
+        return None
+    if collection is None:
+        return stack.browser
+    path = f"collections/{quote(collection, safe='')}"
+    if item is not None:
+        path += f"/items/{quote(item, safe='')}"
+    return f"{stack.browser}{path}"
+
+
 # ------------------------------------------------------------------ up / down / status
 
 
@@ -775,6 +964,16 @@ def up(
             undo.add(pid)
             say(f"uvicorn started on {_proc.LOOPBACK}:{state.api_port} (pid {pid})")
         pids["api"] = pid
+        group = _worker_group(layout, data)
+        _tiler_folder(layout, group)  # re-applied: nginx's workers may have changed user since
+        if (pid := _tiler_pid(layout)) is None:
+            pid = _start_tiler(layout, state, group)
+            undo.add(pid)
+            say(f"titiler-pgstac started on {layout.tiler_sock} (pid {pid})")
+        pids["tiles"] = pid
+        assets_url = f"http://{_proc.LOOPBACK}:{state.assets_port}"
+        api_url = f"http://{_proc.LOOPBACK}:{state.api_port}"
+        _write_browser_config(layout, api_url, f"{assets_url}{TILES_PREFIX}")
         nginx_was_up = _nginx_pid(layout) is not None
         pids["assets"] = _start_nginx(layout, data, state.assets_port)
         if not nginx_was_up:
@@ -783,16 +982,18 @@ def up(
         _migrate_and_load(state, content, say)
         state.fingerprint = content.fingerprint
         state.save(layout.state_file)
-        api_url = f"http://{_proc.LOOPBACK}:{state.api_port}"
         _wait_for_api(layout, api_url, [c["id"] for c in content.collections])
+        _wait_for_tiles(layout, f"{assets_url}{TILES_PREFIX}")
     return StacStack(
         api_url=api_url,
-        assets_url=f"http://{_proc.LOOPBACK}:{state.assets_port}",
+        assets_url=assets_url,
         pids=pids,
         state_dir=layout.root,
         data_dir=data,
         dsn=state.dsn().replace(quote(state.password), "***"),
         collections=tuple(c["id"] for c in content.collections),
+        tiles_url=f"{assets_url}{TILES_PREFIX}",
+        browser=f"{assets_url}/browser/" if browser_dist() else None,
     )
 
 
@@ -804,15 +1005,27 @@ def _is_api(cmdline: str) -> bool:
     return "stac_fastapi" in cmdline or "eopack.services.stac_app" in cmdline
 
 
+def _is_tiler(cmdline: str) -> bool:
+    return "titiler.pgstac" in cmdline
+
+
 def _leftovers(layout: _Layout) -> list[_proc.ProcInfo]:
     """Processes of this stack still alive, by name, so a user's shell cd'ed into the dir is not one."""
-    return [p for p in _proc.processes_under(layout.root) if p.name in LEFTOVER_NAMES or _is_api(p.cmdline)]
+    return [
+        p
+        for p in _proc.processes_under(layout.root)
+        if p.name in LEFTOVER_NAMES or _is_api(p.cmdline) or _is_tiler(p.cmdline)
+    ]
 
 
 def down(state_dir: Path | None = None, progress: Progress | None = None) -> StackStatus:
-    """Stop uvicorn, nginx and postgres of this state dir (idempotent) and prove nothing is left."""
+    """Stop uvicorn, the tiler, nginx and postgres of this state dir (idempotent); prove nothing is left."""
     say = progress or quiet
     layout = _Layout((state_dir or default_state_dir()).resolve())
+    if (pid := _tiler_pid(layout)) is not None:
+        _proc.stop_pid(pid)
+        say(f"titiler-pgstac stopped (pid {pid})")
+    layout.tiler_pid.unlink(missing_ok=True)
     if (pid := _uvicorn_pid(layout)) is not None:
         _proc.stop_pid(pid)
         say(f"uvicorn stopped (pid {pid})")
@@ -832,6 +1045,7 @@ def status(state_dir: Path | None = None) -> StackStatus:
     layout = _Layout((state_dir or default_state_dir()).resolve())
     state = _State.load(layout.state_file) or _State(password="")
     pg, api, assets = _postmaster_pid(layout), _uvicorn_pid(layout), _nginx_pid(layout)
+    tiles = _tiler_pid(layout)
     host = _proc.LOOPBACK
     return StackStatus(
         layout.root,
@@ -846,6 +1060,12 @@ def status(state_dir: Path | None = None) -> StackStatus:
                 f"http://{host}:{state.api_port}",
             ),
             Component("assets", assets is not None, assets, f"http://{host}:{state.assets_port}"),
+            Component(
+                "tiles",
+                tiles is not None and layout.tiler_sock.exists(),
+                tiles,
+                f"http://{host}:{state.assets_port}{TILES_PREFIX}",
+            ),
         ),
     )
 
@@ -864,14 +1084,17 @@ def _running_stack(root: Path, port: int) -> StacStack | None:
     api, assets = _uvicorn_pid(layout), _nginx_pid(layout)
     if api is None or assets is None:
         return None
-    pg = _postmaster_pid(layout)
+    pg, tiles = _postmaster_pid(layout), _tiler_pid(layout)
+    assets_url = f"http://{_proc.LOOPBACK}:{state.assets_port}"
     return StacStack(
         api_url=f"http://{_proc.LOOPBACK}:{state.api_port}",
-        assets_url=f"http://{_proc.LOOPBACK}:{state.assets_port}",
-        pids={"postgres": pg or 0, "api": api, "assets": assets},
+        assets_url=assets_url,
+        pids={"postgres": pg or 0, "api": api, "assets": assets, "tiles": tiles or 0},
         state_dir=layout.root,
         data_dir=Path(state.data_dir),
         dsn=state.dsn().replace(quote(state.password), "***"),
+        tiles_url=f"{assets_url}{TILES_PREFIX}" if tiles else None,
+        browser=f"{assets_url}/browser/" if browser_dist() and layout.browser_config.exists() else None,
     )
 
 
