@@ -223,7 +223,7 @@ def _write_files(layout: _Layout, backend: str = "local") -> None:
         "preload": str(layout.preload),
         "max_cores": max(cores, 1),
         "max_memory_gib": max(round(memory_gib, 1), 1.0),
-        "cluster_max_workers": cluster_max_workers(cores),
+        "cluster_max_workers": slurm_max_workers() if backend == "slurm" else cluster_max_workers(cores),
         "backend": backend,
         "launcher": str(_launcher()),
         "slurm_env": _slurm_env() if backend == "slurm" else {},
@@ -238,6 +238,20 @@ def _slurm_env() -> dict[str, str]:
     if conf := os.environ.get("SLURM_CONF"):
         return {"SLURM_CONF": conf}
     return slurm.client_env()
+
+
+def slurm_max_workers() -> int:
+    """Workers one cluster may have on Slurm: the partition's CPUs less the scheduler's, ≥ 1.
+
+    More would only queue behind the cluster's own jobs (``PD``) until it stops.
+    """
+    env = {**os.environ, **_slurm_env()}
+    found = subprocess.run(["sinfo", "-h", "-o", "%C"], env=env, capture_output=True, text=True, check=False)
+    try:
+        total = max(int(line.split("/")[-1]) for line in found.stdout.split())
+    except ValueError:
+        total = 2
+    return max(total - 1, 1)
 
 
 def _check_slurm() -> None:
