@@ -170,6 +170,24 @@ def stac_api(stac_data: Path) -> Iterator[StacStack]:
 
 
 @pytest.fixture(scope="session")
+def dask_local_runs(
+    eopack: Eopack, stac_api: StacStack, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Each Dask package's STAC API job run locally (no container, no gateway): the reference outputs."""
+    from gateway_checks import CATALOG_APPS, api_job
+
+    runs = {}
+    for app in CATALOG_APPS:
+        folder = tmp_path_factory.mktemp(f"local-{app}")
+        job = api_job(app, stac_api.api_url, folder)
+        proc = eopack("run", app, str(job), "--outdir", str(folder / "run"), "--no-container", "-q",
+                      env={"EOPACK_ALLOW_PRIVATE_URLS": "1"})  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[app] = folder / "run"
+    return runs
+
+
+@pytest.fixture(scope="session")
 def dask_gateway() -> Iterator[Gateway]:
     """A real dask-gateway-server on free loopback ports.
 

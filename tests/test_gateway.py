@@ -22,6 +22,17 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+from gateway_checks import (
+    _corrupt_catalog,
+    _descendants,
+    _env,
+    close,
+    clusters,
+    new_record,
+    password,
+    records,
+    wait_no_cluster,
+)
 
 from eopack.dask import evaluate, find_hint, memory_bytes
 from eopack.job import load_job
@@ -37,58 +48,6 @@ DASK_APPS = sorted(p.name for p in list_packages(ROOT) if any(find_hint(t) for t
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _env(gw: Gateway, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        EOPACK_GATEWAY_STATE_DIR=str(gw.state_dir),
-        EOPACK_ALLOW_PRIVATE_URLS="1",
-    )
-    return {**env, **(extra or {})}
-
-
-def password(gw: Gateway) -> str:
-    return str(json.loads((gw.state_dir / "gateway.json").read_text())["password"])
-
-
-def clusters(gw: Gateway) -> list[gateway.ClusterInfo]:
-    return gateway.list_clusters(gw.url, password(gw))
-
-
-def wait_no_cluster(gw: Gateway, timeout: float = 20) -> list[gateway.ClusterInfo]:
-    """Clusters still listed after ``timeout`` (shutdown is asynchronous on the gateway)."""
-    _proc.wait_until(lambda: not clusters(gw), timeout, interval=0.2)
-    return clusters(gw)
-
-
-def records(gw: Gateway) -> dict[str, dict[str, Any]]:
-    """Every cluster record so far, by cluster name; waits for the record to be closed."""
-    found = {}
-    for path in (gw.state_dir / "logs" / "clusters").glob("*/record.json"):
-        found[path.parent.name] = json.loads(path.read_text())
-    return found
-
-
-def new_record(gw: Gateway, before: set[str]) -> dict[str, Any]:
-    """The one cluster created since ``before``, once its scheduler closed."""
-
-    def closed() -> bool:
-        new = [r for n, r in records(gw).items() if n not in before]
-        return len(new) >= 1 and all(r["closed"] for r in new)
-
-    _proc.wait_until(closed, 20, interval=0.2)
-    new = [r for n, r in records(gw).items() if n not in before]
-    assert len(new) == 1, f"expected exactly one new cluster, got {[r['cluster'] for r in new]}"
-    return new[0]
-
-
-def close(client: Any) -> None:
-    """Close a dask_gateway.Gateway without its __del__ closing it again on a stopped loop."""
-    client.close()
-    if hasattr(client, "_loop_runner"):
-        del client._loop_runner
 
 
 def run_dir_has_no_secret(run_dir: Path, secret: str, *texts: str) -> None:
@@ -124,19 +83,6 @@ def _corrupt_geotiff(folder: Path) -> str:
     data[len(data) // 2 : len(data) // 2 + 4096] = b"\xff" * 4096  # inside the compressed tiles
     path.write_bytes(bytes(data))
     return path.name
-
-
-def _corrupt_catalog(tmp: Path) -> Path:
-    """A copy of the sample catalog whose NIR COGs are garbage: reading them fails on the workers."""
-    src = ROOT / "data" / "sample"
-    dst = tmp / "broken-sample"
-    shutil.copytree(src, dst)
-    broken = 0
-    for band in dst.rglob("*B08*.tif"):
-        band.write_bytes(band.read_bytes()[:2048] + b"\x00" * 4096)
-        broken += 1
-    assert broken, "no B08 asset found to break in the sample catalog"
-    return dst
 
 
 JobMaker = Callable[[Path, str, Path], Path]
@@ -347,24 +293,6 @@ def test_failed_computation_leaves_no_cluster(
     assert record["max_workers"] >= 1
     assert wait_no_cluster(dask_gateway) == []
     assert sorted(p.name for p in run_dir.iterdir()) == [".eopack"]  # no partial result
-
-
-def _descendants(pid: int) -> list[_proc.ProcInfo]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            todo.append(child)
-            if (info := _proc.proc_info(child)) is not None:
-                found.append(info)
-    return found
 
 
 @pytest.mark.parametrize("app", DASK_APPS)

@@ -95,3 +95,33 @@ def test_the_local_gateway_caps_every_cluster(tmp_path: Path) -> None:
     assert cluster._worker_limit_from_resources() == 8  # cores: (9 - 1 scheduler) // 1
     # A client asking for 100000 workers gets at most this many (the server takes the minimum).
     assert min(100000, cluster.cluster_max_workers, cluster._worker_limit_from_resources()) == 8
+
+
+def test_the_slurm_backend_runs_the_jobqueue_launcher_without_sudo(tmp_path: Path) -> None:
+    """Upstream runs `sudo -nHu <user> dask-gateway-jobqueue-launcher`; ours runs the real launcher itself,
+    with SLURM_CONF in the environment of the command it launches (sbatch/scancel)."""
+    import asyncio
+
+    from dask_gateway_server.backends.jobqueue.slurm import SlurmBackend
+
+    state = {"api_port": 1, "port": 2, "proxy_port": 3, "password": "x", "idle_timeout": 60}
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    launcher = Path(sys.executable).parent / "dask-gateway-jobqueue-launcher"
+    settings = {
+        "state_file": str(tmp_path / "state.json"), "cluster_logs": str(tmp_path / "logs"), "dask": "dask",
+        "route": "/api/eopack/clusters-test2", "host": "127.0.0.1", "clusters": str(tmp_path / "c"),
+        "preload": "p.py", "max_cores": 2, "max_memory_gib": 4.0, "cluster_max_workers": 1,
+        "backend": "slurm", "launcher": str(launcher), "slurm_env": {"SLURM_CONF": "/x/slurm.conf"},
+    }  # fmt: skip
+    (tmp_path / gateway_config.SETTINGS_FILE).write_text(json.dumps(settings))
+    c = Config()
+    gateway_config.configure(c, tmp_path)
+    backend = c.DaskGateway.backend_class
+    assert issubclass(backend, SlurmBackend)
+    code, out, _ = asyncio.run(
+        backend.do_as_user(None, "eopack", "start", cmd=["sh", "-c", "echo $SLURM_CONF"], env={}, stdin=None)
+    )
+    assert (code, out) == (0, "/x/slurm.conf\n")
+    assert backend.get_staging_directory(None, type("C", (), {"name": "abc"})()) == str(
+        tmp_path / "c" / "abc"
+    )

@@ -81,5 +81,6 @@ class GatewayInputsError(EopackError):
         super().__init__(
             f"{app} on a Dask gateway with its container image: input {input_id!r} is a local {kind} "
             f"({location}) that the gateway's workers cannot read where the container stages it. "
-            "Give the inputs by URL (e.g. a STAC API: the job's stac_api), or add --no-container."
+            "Give the data by URL (a STAC API: the job's stac_api; `eopack stac up` serves a folder), "
+            "or add --no-container (workers then read the host path)."
         )

@@ -1,9 +1,18 @@
-"""Where a run's data is, seen from where its Dask workers run (the HPC issue designs the rest).
+"""Where a run's data is, seen from where its Dask workers run: the data-locality rule.
 
 A tool in a container reads its File and Directory inputs at the paths the engine staged them at
-(``/var/lib/cwl/stg<uuid>/...``). Workers of a Dask gateway run outside that container and cannot
-open those paths, so the run would fail deep inside the tool (``RasterioIOError``) after a cluster
-was started. Until data locality is designed, such a run is refused in one line before it starts.
+(``/var/lib/cwl/stg<uuid>/...``). The workers of a Dask gateway run elsewhere (gateway processes,
+Slurm jobs, pods) and cannot open those paths; a graph that reads such a path fails deep in a task
+(``RasterioIOError``) after a cluster was started. The rule (docs/packages.md, "Data locality"):
+
+* **Directory inputs are read by the workers** (a staged STAC catalog's COGs, a Zarr store's chunks).
+  On a gateway, in a container, they cannot reach the workers: the run is refused in one line
+  before anything starts. Give the data by URL instead (the job's ``stac_api``, a Zarr ``url``):
+  the tool passes asset URLs to the graph, and every worker opens them itself.
+* **File inputs are read by the tool on the client** (a process graph, an AOI): the tool parses
+  them and ships values, never their paths, to the workers. They are fine anywhere.
+* Without containers (``--no-container``) inputs keep their host paths, which the local backend's
+  processes and the Slurm backend's jobs (a shared filesystem) open as they are.
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ from .dask import find_hint
 from .errors import GatewayInputsError
 from .package import Package
 
-__all__ = ["check_gateway_inputs", "local_inputs"]
+__all__ = ["WORKER_READ", "check_gateway_inputs", "local_inputs", "worker_inputs"]
+
+WORKER_READ = frozenset({"Directory"})  # input classes the Dask workers open themselves
 
 
 def local_inputs(job: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
@@ -28,12 +39,17 @@ def local_inputs(job: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
                     yield key, str(item["class"]), where
 
 
+def worker_inputs(job: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """The local inputs of ``job`` that the workers would open (``WORKER_READ`` classes)."""
+    return (found for found in local_inputs(job) if found[1] in WORKER_READ)
+
+
 def check_gateway_inputs(
     package: Package, job: Mapping[str, Any], use_containers: bool, gateway_url: str | None
 ) -> None:
-    """Refuse a containerised Dask run on a gateway whose inputs are local files (exit 2)."""
+    """Refuse a containerised Dask run on a gateway whose workers would read local paths (exit 2)."""
     if not (use_containers and gateway_url) or not any(find_hint(t) for t in package.tools):
         return
-    found = next(local_inputs(job), None)
+    found = next(worker_inputs(job), None)
     if found is not None:
         raise GatewayInputsError(package.name, *found)

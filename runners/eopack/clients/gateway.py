@@ -38,7 +38,14 @@ DEFAULT_USER = "eopack"
 STATE_DIR_ENV = "EOPACK_GATEWAY_STATE_DIR"  # where `eopack run` looks for the local gateway's password
 STATE_FILE = "gateway.json"
 ALL_CLUSTERS_ROUTE = "/api/v1/eopack/clusters"  # added by our config: every user's clusters
-SETTINGS = ("DASK_GATEWAY_PROXY_ADDRESS", "DASK_GATEWAY_USER", "DASK_GATEWAY_PASSWORD")
+# What a run may set for the tool. DASK_GATEWAY_WORKER_TIMEOUT: seconds the tool waits for all its
+# workers before going on with those that came (a busy batch queue starts them late).
+SETTINGS = (
+    "DASK_GATEWAY_PROXY_ADDRESS",
+    "DASK_GATEWAY_USER",
+    "DASK_GATEWAY_PASSWORD",
+    "DASK_GATEWAY_WORKER_TIMEOUT",
+)
 
 
 @dataclass(frozen=True)

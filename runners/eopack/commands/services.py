@@ -141,7 +141,7 @@ def _gib(value: int) -> str:
 def _show_gateway(report: gateway.GatewayStatus) -> None:
     colour = "green" if report.up else "red"
     out.print(f"gateway [{colour}]{'up' if report.up else 'down'}[/] pid {report.pid or '-'} {report.url}")
-    out.print(f"proxy   {report.proxy_address}")
+    out.print(f"proxy   {report.proxy_address}  backend {report.backend}")
     out.print(f"clusters: {len(report.clusters)}")
     for c in report.clusters:
         out.print(
@@ -185,6 +185,12 @@ gateway_cli = service_group(
                 "--idle-timeout",
                 type=float,
                 help=f"Seconds before an idle cluster is shut down (default {gateway.DEFAULT_IDLE_TIMEOUT:.0f}).",
+            ),
+            click.option(
+                "--backend",
+                type=click.Choice(gateway.BACKENDS),
+                help="local: schedulers and workers are processes here (default); slurm: they are Slurm "
+                "jobs (needs `eopack slurm up` or SLURM_CONF).",
             ),
         ],
     )

@@ -33,6 +33,7 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,12 +51,13 @@ from ..clients.gateway import (
     list_clusters,
 )
 from ..errors import ServiceUnavailableError
-from . import _proc
+from . import _proc, slurm
 from .base import JsonState, Progress, Rollback, owned_pid, quiet, sweep
 from .gateway_files import CONFIG, RECORD
 
 __all__ = [
     "ALL_CLUSTERS_ROUTE",
+    "BACKENDS",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_PORT",
     "DEFAULT_PROXY_PORT",
@@ -80,6 +82,7 @@ __all__ = [
 DEFAULT_PORT = 8795  # HTTP API and dashboards: the gateway URL
 DEFAULT_PROXY_PORT = 8796  # scheduler traffic (TLS, routed by SNI): the proxy address
 DEFAULT_IDLE_TIMEOUT = 600.0
+BACKENDS = ("local", "slurm")
 SERVER_ENV = "EOPACK_DASK_GATEWAY_SERVER"  # path of the dask-gateway-server executable
 SERVER_FIX = (
     "Install dask-gateway-server (`uv sync` installs it in the workspace venv) or point "
@@ -99,6 +102,7 @@ class Gateway:
     pid: int
     state_dir: Path
     user: str = DEFAULT_USER
+    backend: str = "local"
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class GatewayStatus:
     url: str
     proxy_address: str
     clusters: tuple[ClusterInfo, ...] = ()
+    backend: str = "local"
 
     def as_dict(self) -> dict[str, Any]:
         """The ``status --json`` document (stable keys for scripts)."""
@@ -120,6 +125,7 @@ class GatewayStatus:
             "pid": self.pid,
             "url": self.url,
             "proxy_address": self.proxy_address,
+            "backend": self.backend,
             "clusters": [{**asdict(c), "cores": c.cores, "memory": c.memory} for c in self.clusters],
         }
 
@@ -151,6 +157,7 @@ class _State(JsonState):
     proxy_port: int = DEFAULT_PROXY_PORT
     api_port: int = 0  # the private API behind the proxy; a free port picked at `up`
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    backend: str = "local"  # or "slurm": schedulers and workers are Slurm jobs
     user: str = DEFAULT_USER
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
 
@@ -195,7 +202,11 @@ def _dask_executable() -> Path:
 # ------------------------------------------------------------------ files the server reads
 
 
-def _write_files(layout: _Layout) -> None:
+def _launcher() -> Path:
+    return Path(sys.executable).parent / "dask-gateway-jobqueue-launcher"
+
+
+def _write_files(layout: _Layout, backend: str = "local") -> None:
     """Copy the config and the preload into the state dir, with the settings the config reads."""
     cores = os.cpu_count() or 1
     try:
@@ -212,11 +223,53 @@ def _write_files(layout: _Layout) -> None:
         "preload": str(layout.preload),
         "max_cores": max(cores, 1),
         "max_memory_gib": max(round(memory_gib, 1), 1.0),
-        "cluster_max_workers": cluster_max_workers(cores),
+        "cluster_max_workers": slurm_max_workers() if backend == "slurm" else cluster_max_workers(cores),
+        "backend": backend,
+        "launcher": str(_launcher()),
+        "slurm_env": _slurm_env() if backend == "slurm" else {},
     }
     layout.settings.write_text(json.dumps(settings, indent=2) + "\n")
     shutil.copyfile(RECORD, layout.preload)
     shutil.copyfile(CONFIG, layout.config)
+
+
+def _slurm_env() -> dict[str, str]:
+    """``SLURM_CONF`` for the Slurm clients the backend runs: the caller's, else eopack's cluster."""
+    if conf := os.environ.get("SLURM_CONF"):
+        return {"SLURM_CONF": conf}
+    return slurm.client_env()
+
+
+def slurm_max_workers() -> int:
+    """Workers one cluster may have on Slurm: the partition's CPUs less the scheduler's, ≥ 1.
+
+    More would only queue behind the cluster's own jobs (``PD``) until it stops.
+    """
+    env = {**os.environ, **_slurm_env()}
+    found = subprocess.run(["sinfo", "-h", "-o", "%C"], env=env, capture_output=True, text=True, check=False)
+    try:
+        total = max(int(line.split("/")[-1]) for line in found.stdout.split())
+    except ValueError:
+        total = 2
+    return max(total - 1, 1)
+
+
+def _check_slurm() -> None:
+    """The Slurm backend needs ``sbatch`` that reaches a controller, and the jobqueue launcher."""
+    if not _launcher().exists():
+        raise ServiceUnavailableError(
+            SERVICE, f"{_launcher()} is missing", "Run `uv sync` (dask-gateway-server[jobqueue])."
+        )
+    if shutil.which("sbatch") is None:
+        raise ServiceUnavailableError(SERVICE, "sbatch is not on PATH", slurm.INSTALL_FIX)
+    env = {**os.environ, **_slurm_env()}
+    probe = subprocess.run(["sinfo", "-h", "-o", "%P"], env=env, capture_output=True, text=True, check=False)
+    if probe.returncode != 0 or not probe.stdout.strip():
+        raise ServiceUnavailableError(
+            SERVICE,
+            f"--backend slurm needs a running Slurm: {(probe.stderr or probe.stdout).strip() or 'no partition'}",
+            "Start one with `eopack slurm up` (or set SLURM_CONF to your cluster's slurm.conf).",
+        )
 
 
 # ------------------------------------------------------------------ up / down / status
@@ -233,12 +286,15 @@ def up(
     port: int | None = None,
     proxy_port: int | None = None,
     idle_timeout: float | None = None,
+    backend: str | None = None,
     progress: Progress | None = None,
     timeout: float = 60.0,
 ) -> Gateway:
     """Start the gateway in the background (or reuse the running one); idempotent.
 
-    Ports and idle timeout left as None keep what this state dir used last time. A failed start
+    ``backend``: ``local`` (schedulers and workers are processes here) or ``slurm`` (they are Slurm
+    jobs, dask-gateway-server's SlurmBackend). Ports, idle timeout and backend left as None keep
+    what this state dir used last time. A failed start
     stops what it started, so no half service is left behind.
     """
     say = progress or quiet
@@ -246,7 +302,11 @@ def up(
     layout.root.mkdir(parents=True, exist_ok=True)
     state = _State.load(layout.state_file) or _State()
     running = _pid(layout)
-    wanted = {"port": port, "proxy_port": proxy_port, "idle_timeout": idle_timeout}
+    if backend is not None and backend not in BACKENDS:
+        raise ServiceUnavailableError(
+            SERVICE, f"unknown backend {backend!r}", f"Use one of: {', '.join(BACKENDS)}."
+        )
+    wanted = {"port": port, "proxy_port": proxy_port, "idle_timeout": idle_timeout, "backend": backend}
     changed = {k: v for k, v in wanted.items() if v is not None and v != getattr(state, k)}
     if running is not None:
         if changed:
@@ -256,7 +316,7 @@ def up(
                 f"Run `eopack gateway down --state-dir {layout.root}` first.",
             )
         if client.healthy(state.url):
-            return Gateway(state.url, state.proxy_address, running, layout.root, state.user)
+            return Gateway(state.url, state.proxy_address, running, layout.root, state.user, state.backend)
     for key, value in changed.items():
         setattr(state, key, value)
     command = server_command()
@@ -266,12 +326,14 @@ def up(
         raise ServiceUnavailableError(
             SERVICE, f"{_dask_executable()} is missing", "Run `uv sync`: workers run this venv's `dask`."
         )
+    if state.backend == "slurm":
+        _check_slurm()
     if running is None:
         _proc.ensure_port_free(SERVICE, state.port, "--port")
         _proc.ensure_port_free(SERVICE, state.proxy_port, "--proxy-port")
         state.api_port = _proc.free_port()
     state.save(layout.state_file)
-    _write_files(layout)
+    _write_files(layout, state.backend)
     layout.clusters.mkdir(exist_ok=True)
     with Rollback() as started:
         if running is None:
@@ -299,7 +361,7 @@ def up(
             raise ServiceUnavailableError(
                 SERVICE, f"{state.url} did not answer within {timeout:.0f} s", f"See {layout.log}."
             )
-    return Gateway(state.url, state.proxy_address, server, layout.root, state.user)
+    return Gateway(state.url, state.proxy_address, server, layout.root, state.user, state.backend)
 
 
 def _leftovers(layout: _Layout) -> list[_proc.ProcInfo]:
@@ -331,7 +393,7 @@ def status(state_dir: Path | None = None) -> GatewayStatus:
     pid = _pid(layout)
     up_now = pid is not None and client.healthy(state.url)
     clusters = tuple(list_clusters(state.url, state.password, state.user)) if up_now else ()
-    return GatewayStatus(layout.root, up_now, pid, state.url, state.proxy_address, clusters)
+    return GatewayStatus(layout.root, up_now, pid, state.url, state.proxy_address, clusters, state.backend)
 
 
 def client_settings(url: str, state_dir: Path | None = None) -> dict[str, str]:

@@ -224,3 +224,22 @@ def test_gateway_password_is_read_from_a_file(tmp_path) -> None:
         assert gateway.auth.password == "s3cret" and gateway.auth.username == "eopack"
     finally:
         _close_gateway(gateway)
+
+
+def test_a_capped_scale_waits_for_the_workers_the_gateway_grants() -> None:
+    """dask-gateway answers a request above cluster_max_workers with a GatewayWarning, not an error."""
+    import warnings
+
+    from eopack_eo_common.dask_cluster import _scale
+
+    class Capped:
+        def scale(self, n: int) -> None:
+            warnings.warn(UserWarning(f"Scale request of {n} workers would exceed resource limit of 1 workers. "
+                                      "Scaling to 1 instead."), stacklevel=1)  # fmt: skip
+
+    class Plain:
+        def scale(self, n: int) -> None:
+            pass
+
+    assert _scale(Capped(), 4) == 1
+    assert _scale(Plain(), 4) == 4

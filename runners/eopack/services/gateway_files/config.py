@@ -29,16 +29,19 @@ def configure(c: Any, here: Path) -> None:
     dask = settings["dask"]
     host = settings["host"]
 
+    def keep_logs(workdir: Path, found: Path) -> None:
+        """Copy a cluster's logs to ``logs/clusters/<name>/`` before its working dir is removed."""
+        if found.is_dir():
+            keep = logs / workdir.name
+            keep.mkdir(parents=True, exist_ok=True)
+            for log in found.glob("*.log"):
+                shutil.copy2(log, keep / log.name)
+
     class EopackLocalBackend(UnsafeLocalBackend):  # type: ignore[misc]
         """The local backend, keeping each cluster's logs under the state dir after it stops."""
 
         def cleanup_working_directory(self, workdir: str) -> None:
-            found = Path(workdir) / "logs"
-            if found.is_dir():
-                keep = logs / Path(workdir).name
-                keep.mkdir(parents=True, exist_ok=True)
-                for log in found.iterdir():
-                    shutil.copy2(log, keep / log.name)
+            keep_logs(Path(workdir), Path(workdir) / "logs")
             super().cleanup_working_directory(workdir)
 
     @default_routes.get(settings["route"])  # type: ignore[misc]
@@ -79,7 +82,11 @@ def configure(c: Any, here: Path) -> None:
     c.DaskGateway.address = f"{host}:{state['api_port']}"
     c.Proxy.address = f"{host}:{state['port']}"
     c.Proxy.tcp_address = f"{host}:{state['proxy_port']}"
-    c.DaskGateway.backend_class = EopackLocalBackend
+    if settings.get("backend", "local") == "slurm":
+        # Schedulers and workers are Slurm jobs (the ClusterConfig values below apply to them too).
+        c.DaskGateway.backend_class = slurm_backend(settings, keep_logs)
+    else:
+        c.DaskGateway.backend_class = EopackLocalBackend
     c.DaskGateway.authenticator_class = "dask_gateway_server.auth.SimpleAuthenticator"
     c.SimpleAuthenticator.password = state["password"]
     c.LocalBackend.clusters_directory = settings["clusters"]
@@ -99,6 +106,65 @@ def configure(c: Any, here: Path) -> None:
         String("image", "", label="Image (recorded; local workers run the gateway's environment)"),
         handler=options_handler,
     )
+
+
+def slurm_backend(settings: dict[str, Any], keep_logs: Any) -> type:
+    """dask-gateway's SlurmBackend, run as the service user (no ``sudo``), on eopack's Slurm.
+
+    Upstream's ``JobQueueBackend.do_as_user`` always runs ``sudo -nHu <gateway user>
+    dask-gateway-jobqueue-launcher`` (jobs belong to the Unix user the gateway authenticated). Here
+    the gateway user is a SimpleAuthenticator name, not a Unix account, and the service user (root
+    on this machine) owns every job: the launcher runs directly, with ``SLURM_CONF`` so ``sbatch``,
+    ``scancel`` and ``squeue`` find the cluster. Staging dirs (TLS files, job logs) are
+    ``clusters/<name>/`` of the state dir, which the compute nodes share.
+    """
+    import asyncio
+    import json as _json
+    import os
+
+    from dask_gateway_server.backends.jobqueue.slurm import SlurmBackend
+
+    slurm_env = dict(settings.get("slurm_env", {}))
+    launcher = settings["launcher"]
+    clusters = settings["clusters"]
+
+    class EopackSlurmBackend(SlurmBackend):  # type: ignore[misc]
+        """SlurmBackend without sudo; keeps every cluster's job logs after it stops."""
+
+        def get_staging_directory(self, cluster: Any) -> str:
+            return os.path.join(clusters, cluster.name)
+
+        def get_status_cmd_env(self, job_ids: list[str]) -> tuple[list[str], dict[str, str]]:
+            cmd, env = super().get_status_cmd_env(job_ids)
+            return cmd, {**env, **slurm_env}
+
+        async def do_stop_cluster(self, cluster: Any) -> None:
+            staging = cluster.state.get("staging_dir")
+            if staging:
+                keep_logs(Path(staging), Path(staging))
+            await super().do_stop_cluster(cluster)
+
+        async def do_as_user(self, user: str, action: str, **kwargs: Any) -> tuple[int, str, str]:
+            kwargs["action"] = action
+            if kwargs.get("env") is not None:
+                kwargs["env"] = {**kwargs["env"], **slurm_env}
+            proc = await asyncio.create_subprocess_exec(
+                launcher,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **slurm_env},
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await proc.communicate(_json.dumps(kwargs).encode())
+            stdout, stderr = out.decode("utf8", "replace"), err.decode("utf8", "replace")
+            if proc.returncode != 0:
+                raise RuntimeError(f"{launcher} exited {proc.returncode}: {stdout} {stderr}")
+            result = _json.loads(stdout)
+            if not result["ok"]:
+                raise RuntimeError(result["error"])
+            return int(result["returncode"]), str(result["stdout"]), str(result["stderr"])
+
+    return EopackSlurmBackend
 
 
 if "get_config" in globals():  # run by dask-gateway-server -f, not imported

@@ -259,6 +259,28 @@ def _sigterm_held() -> Iterator[None]:
             _raise_sigterm(pending)
 
 
+_CAPPED = re.compile(r"Scaling to (\d+) instead")
+
+
+def _scale(cluster: Any, wanted: int) -> int:
+    """Scale to ``wanted`` workers; the number the gateway grants (its ``cluster_max_workers`` may cap it).
+
+    A capped request comes back as dask-gateway's ``GatewayWarning`` ("... Scaling to N instead."):
+    the tool then waits for those N workers, not for ones that will never start.
+    """
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cluster.scale(wanted)
+    for warning in caught:
+        if found := _CAPPED.search(str(warning.message)):
+            granted = max(int(found.group(1)), 1)
+            log.warning("Dask: the gateway grants %d of the %d worker(s) asked for", granted, wanted)
+            return min(granted, wanted)
+    return wanted
+
+
 def _wait_for_workers(client: Any, cluster_name: str, wanted: int, timeout: float) -> None:
     """Block until the cluster has the workers the requirement asked for (or at least one).
 
@@ -382,9 +404,9 @@ def dask_client(
                 spec.worker_cores,
                 spec.worker_memory / 1024**3,
             )
-            cluster.scale(spec.workers)
+            granted = _scale(cluster, spec.workers)
             client = cluster.get_client()
-            acquiring = (cluster.name, spec.workers, started)
+            acquiring = (cluster.name, granted, started)
         else:
             from distributed import Client, LocalCluster
 

@@ -1,0 +1,99 @@
+"""Issue 24 item 3: how a package's inputs reach Dask workers that run outside its container.
+
+The rule (docs/packages.md, "Data locality"; eopack.locality): workers open Directory inputs
+themselves, so in a container on a gateway a staged catalog is refused in one line before any
+cluster exists; through a STAC API the tool hands asset URLs to the graph and the run gives the
+pixels of a local run. Every Dask package that reads a catalog is run both ways, in its image, on
+the session gateway (local backend); test_gateway_slurm.py runs one of them on the Slurm backend.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from gateway_checks import (
+    CATALOG_APPS,
+    _env,
+    api_job,
+    assert_same_rasters,
+    new_record,
+    records,
+    wait_no_cluster,
+)
+
+from eopack.services.gateway import Gateway
+from eopack.services.stac import StacStack
+from eopack_cli import Eopack
+
+pytestmark = [pytest.mark.gateway, pytest.mark.stacapi]
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGED = {
+    "ndvi": "default.yml",
+    "cloudless-mosaic": "default.yml",
+    "openeo-graph": "ndvi.job.yml",
+}
+
+
+@pytest.mark.parametrize("app", CATALOG_APPS)
+def test_a_staged_catalog_in_a_container_is_refused_before_any_cluster(
+    eopack: Eopack, app: str, dask_gateway: Gateway, built_images: object, tmp_path: Path
+) -> None:
+    job = ROOT / "app-packages" / app / "examples" / STAGED[app]
+    before = set(records(dask_gateway))
+    run_dir = tmp_path / "run"
+    proc = eopack("run", app, str(job), "--outdir", str(run_dir), "-q", "--dask-gateway-url", dask_gateway.url,
+                  env=_env(dask_gateway))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, proc.stderr
+    assert "input 'input_catalog' is a local Directory" in errors[0]
+    assert "cannot read where the container stages it" in errors[0] and "stac_api" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert set(records(dask_gateway)) == before  # no cluster was ever created
+    assert not run_dir.exists() or not any(p.name != ".eopack" for p in run_dir.iterdir())
+
+
+@pytest.mark.parametrize("app", CATALOG_APPS)
+def test_through_the_stac_api_in_a_container_the_gateway_gives_the_local_pixels(
+    eopack: Eopack,
+    app: str,
+    dask_gateway: Gateway,
+    built_images: object,
+    stac_api: StacStack,
+    dask_local_runs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    job = api_job(app, stac_api.api_url, tmp_path)
+    before = set(records(dask_gateway))
+    run_dir = tmp_path / "run"
+    proc = eopack("run", app, str(job), "--outdir", str(run_dir), "-q", "--dask-gateway-url", dask_gateway.url,
+                  env=_env(dask_gateway))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(
+        r"\$ (docker|podman)\b", (run_dir / ".eopack" / "cwltool.log").read_text()
+    )  # in its image
+    record = new_record(dask_gateway, before)
+    assert record["tasks_completed"] > 0 and record["tasks_erred"] == 0  # the workers read the assets
+    assert_same_rasters(run_dir, dask_local_runs[app])
+    assert wait_no_cluster(dask_gateway) == []
+
+
+def test_the_rule_refuses_directories_only_in_a_container_on_a_gateway() -> None:
+    """A process graph (File) is read by the tool; a catalog (Directory) would be read by the workers."""
+    from eopack.errors import GatewayInputsError
+    from eopack.locality import check_gateway_inputs
+    from eopack.package import find_package
+
+    pkg = find_package("openeo-graph", ROOT)
+    graph = {"class": "File", "location": "/data/ndvi.json"}
+    by_url = {"process_graph": graph, "stac_api": "http://127.0.0.1:8089"}
+    staged = {"process_graph": graph, "input_catalog": {"class": "Directory", "location": "/data/sample"}}
+    check_gateway_inputs(pkg, by_url, True, "http://127.0.0.1:8795")  # no error
+    check_gateway_inputs(pkg, staged, False, "http://127.0.0.1:8795")  # host paths: workers open them
+    check_gateway_inputs(pkg, staged, True, None)  # a local Dask cluster runs in the container
+    with pytest.raises(GatewayInputsError) as err:
+        check_gateway_inputs(pkg, staged, True, "http://127.0.0.1:8795")
+    assert (err.value.input_id, err.value.kind, err.value.exit_code) == ("input_catalog", "Directory", 2)
