@@ -10,7 +10,8 @@ its own storage root and no machine-wide setting changes. What those files say, 
 - ``default_ulimits`` equal to this process's hard limits, ``nproc`` capped at ``kernel.pid_max``:
   rootful podman otherwise asks runc for ``nofile=1048576`` and the kernel refuses it
   ("error setting rlimit type 7: operation not permitted"); an nproc above pid_max is refused too.
-- ``cgroup_manager = "cgroupfs"``, ``events_logger = "file"``: no systemd or journald here.
+- ``cgroup_manager = "cgroupfs"``, ``events_logger = "file"``: no systemd or journald here; the
+  events (image loads, pulls, container runs) are kept in ``events.log`` in the state dir.
 - registries: none to search and ``docker.io`` blocked, so a missing image fails instead of
   being pulled: compute nodes load the package image from its archive, never from the network.
 - rootful podman 4 refuses ``--userns=keep-id`` ("keep-id is only supported in rootless mode"),
@@ -27,7 +28,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["STATE_DIR_ENV", "available", "configure", "image_names", "load"]
+__all__ = ["STATE_DIR_ENV", "available", "configure", "image_events", "image_names", "load"]
 
 STATE_DIR_ENV = "EOPACK_PODMAN_DIR"
 
@@ -87,6 +88,8 @@ def configure(state_dir: Path) -> dict[str, str]:
         'runtime = "runc"\n'
         'cgroup_manager = "cgroupfs"\n'
         'events_logger = "file"\n'
+        f'events_logfile_path = "{state_dir / "events.log"}"\n'
+        f'tmp_dir = "{state_dir / "tmp"}"\n'
     )
     registries = state_dir / "registries.conf"
     registries.write_text(
@@ -135,3 +138,13 @@ def load(archive: Path, env: dict[str, str]) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"podman load {archive} failed: {proc.stderr.strip()[-300:]}")
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+
+
+def image_events(env: dict[str, str]) -> list[str]:
+    """The image events of the storage ``env`` selects (``pull``, ``loadfromarchive``, ...), oldest first."""
+    proc = _run(
+        ["events", "--stream=false", "--filter", "type=image", "--format", "{{.Status}} {{.Name}}"], env, 60
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"podman events failed: {proc.stderr.strip()[-300:]}")
+    return [line for line in proc.stdout.splitlines() if line.strip()]
