@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from outputs import assert_same_outputs
@@ -132,12 +133,29 @@ def oci_archive(eopack: Eopack, built_images: dict[str, object]) -> Path:
     return archive
 
 
-def _podman_runs_only_from_the_archive(state: Path, archive: Path) -> None:
+def _archive_image_id(archive: Path) -> str:
+    """The image id (config digest) inside an OCI archive: index.json -> manifest -> config."""
+
+    def member(name: str) -> dict[str, Any]:
+        out = subprocess.run(["tar", "-xOf", str(archive), name], capture_output=True, check=True).stdout
+        return cast(dict[str, Any], json.loads(out))
+
+    digest = member("index.json")["manifests"][0]["digest"]
+    return str(member("blobs/sha256/" + digest.split(":")[1])["config"]["digest"])
+
+
+def _podman_ran_only_from_the_archive(state: Path, archive: Path) -> None:
     env = podman.configure(state)  # the same files the run used (rewritten identically)
-    assert podman.image_names(env) == [f"localhost/{TAG}"]
+    # One image in this storage root, the archive's, loaded from it (not pulled: no registry is
+    # configured, docker.io is blocked and pull_policy is never).
+    assert podman.image_names(env) == [f"localhost/{TAG}@{_archive_image_id(archive)}"]
     events = podman.image_events(env)
-    assert [e.split()[0] for e in events] == ["loadfromarchive"], events
-    assert not any(e.startswith("pull") for e in events)
+    assert events[0].startswith("loadfromarchive "), events
+    absent = subprocess.run(
+        ["podman", "run", "--rm", "eopack/absent:1"], capture_output=True, text=True, check=False,
+        env={**os.environ, **{k: v for k, v in env.items() if k != "PATH"}},
+    )  # fmt: skip
+    assert absent.returncode != 0 and "image not known" in absent.stderr
 
 
 @pytest.mark.docker
@@ -165,7 +183,7 @@ def test_podman_from_the_oci_archive_on_cwltool_and_toil_slurm_matches_docker(
         command = (outdir / ".eopack" / "command.txt").read_text()
         assert " --podman " in command and f"CONTAINERS_STORAGE_CONF={state / 'storage.conf'}" in command
         assert f"dockerLoad: {oci_archive}" in (outdir / ".eopack" / f"{APP}.cwl").read_text()
-        _podman_runs_only_from_the_archive(state, oci_archive)
+        _podman_ran_only_from_the_archive(state, oci_archive)
 
     # Slurm ran the tool (its history keeps the job), so the load happened in the Slurm job.
     hist = subprocess.run(

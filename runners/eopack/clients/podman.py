@@ -12,8 +12,10 @@ its own storage root and no machine-wide setting changes. What those files say, 
   ("error setting rlimit type 7: operation not permitted"); an nproc above pid_max is refused too.
 - ``cgroup_manager = "cgroupfs"``, ``events_logger = "file"``: no systemd or journald here; the
   events (image loads, pulls, container runs) are kept in ``events.log`` in the state dir.
-- registries: none to search and ``docker.io`` blocked, so a missing image fails instead of
-  being pulled: compute nodes load the package image from its archive, never from the network.
+- ``pull_policy = "never"``, no registry to search and ``docker.io`` blocked: a missing image fails
+  ("image not known") instead of being pulled; compute nodes load the package image from its
+  archive, never from the network. (podman 4.3 still logs a ``pull`` event each time ``podman run``
+  resolves a local image: that event is no download.)
 - rootful podman 4 refuses ``--userns=keep-id`` ("keep-id is only supported in rootless mode"),
   which cwltool (and so Toil) always adds with ``--podman``. As root, a two-line wrapper in the
   state dir's ``bin/`` drops that one argument and execs the real podman; rootless, no wrapper.
@@ -85,6 +87,7 @@ def configure(state_dir: Path) -> dict[str, str]:
         "[containers]\n"
         f"default_ulimits = {json.dumps(_limits())}\n"
         "\n[engine]\n"
+        'pull_policy = "never"\n'
         'runtime = "runc"\n'
         'cgroup_manager = "cgroupfs"\n'
         'events_logger = "file"\n'
@@ -125,8 +128,8 @@ def _run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.Com
 
 
 def image_names(env: dict[str, str]) -> list[str]:
-    """Every ``repository:tag`` in the storage ``env`` selects (``podman images``)."""
-    proc = _run(["images", "--format", "{{.Repository}}:{{.Tag}}"], env, 60)
+    """Every ``repository:tag@id`` in the storage ``env`` selects (``podman images``; full ids)."""
+    proc = _run(["images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}}@{{.ID}}"], env, 60)
     if proc.returncode != 0:
         raise RuntimeError(f"podman images failed: {proc.stderr.strip()[-300:]}")
     return [line for line in proc.stdout.splitlines() if line.strip()]
