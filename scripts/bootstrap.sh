@@ -7,7 +7,8 @@ set -euo pipefail
 # postgresql-15-postgis-3 (pulls postgresql-15) and nginx: the local STAC API (`eopack stac up`).
 APT_PACKAGES=(git curl ca-certificates python3 python3-venv nodejs postgresql-15-postgis-3 nginx
   docker.io debootstrap docker-registry  # containers: dockerd, base image, local registry
-  slurm-wlm munge)  # a single-node Slurm for the toil-slurm runner (`make slurm-up`)
+  slurm-wlm munge  # a single-node Slurm for the toil-slurm runner (`make slurm-up`)
+  podman skopeo)  # --engine podman: containers without a Docker daemon, images from OCI archives
 APT_PACKAGES+=(redis-server)  # the Toil WES broker (`eopack wes up`, wes/README.md)
 APT_PACKAGES+=(npm chromium)  # STAC Browser's build (scripts/stac-browser.sh); the headless browser tests
 

@@ -29,17 +29,21 @@ from pathlib import Path
 from .console import Progress, notice
 from .errors import EopackError, PackageInvalidError, ServiceUnavailableError
 from .package import Package, repo_root
+from .runners.engine import archive_path, image_cache_dir
 from .services import docker
 
 __all__ = [
     "BASE_IMAGE",
     "BuildResult",
+    "ExportResult",
     "ImageBuildError",
     "ImageSpec",
     "build_image",
     "build_images",
     "collect_ca_certificates",
     "ensure_base_image",
+    "export_image",
+    "export_images",
     "extra_ca_certificates",
     "image_spec",
     "revision",
@@ -301,3 +305,66 @@ def build_images(
 
 
 # ------------------------------------------------------------------ CLI
+
+
+# ------------------------------------------------------------------ the OCI archive cache (--engine podman)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    tag: str
+    archive: Path
+    size_bytes: int
+    seconds: float
+    fresh: bool  # False: the archive already held this image id, nothing was written
+
+
+def export_image(tag: str, cache: Path) -> ExportResult:
+    """Write ``tag`` from the Docker daemon to its OCI archive in ``cache`` (skopeo, atomically).
+
+    ``<archive>.id`` records the image id it holds, so an unchanged image is not exported again.
+    """
+    start = time.monotonic()
+    info = docker.image_info(tag)
+    if info is None:
+        raise ServiceUnavailableError(
+            f"Image {tag}", "Docker holds no such image", "Build it first: `make images APPS=<app>`."
+        )
+    if shutil.which("skopeo") is None:
+        raise ServiceUnavailableError(
+            "skopeo", "not found on PATH", "Install it (Debian: apt-get install skopeo; `make setup` does)."
+        )
+    archive = archive_path(tag, cache)
+    stamp = archive.with_name(archive.name + ".id")
+    image_id = str(info.get("Id", ""))
+    if archive.exists() and stamp.exists() and stamp.read_text().strip() == image_id:
+        return ExportResult(tag, archive, archive.stat().st_size, time.monotonic() - start, False)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_name(archive.name + ".partial")
+    partial.unlink(missing_ok=True)
+    proc = subprocess.run(
+        ["skopeo", "copy", "--quiet", f"docker-daemon:{tag}", f"oci-archive:{partial}:{tag}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        partial.unlink(missing_ok=True)
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EopackError(f"exporting {tag} to {archive} failed: {last}")
+    partial.replace(archive)
+    stamp.write_text(image_id + "\n")
+    return ExportResult(tag, archive, archive.stat().st_size, time.monotonic() - start, True)
+
+
+def export_images(packages: Iterable[Package], cache: Path | None = None) -> list[ExportResult]:
+    """The OCI archive of every image of ``packages``, in ``cache`` (default: image_cache_dir())."""
+    cache = cache or image_cache_dir()
+    tags = list(dict.fromkeys(tag for pkg in packages for tag in pkg.images()))
+    if not docker.daemon_answers():
+        raise ServiceUnavailableError(
+            "Docker",
+            "no daemon answers",
+            "The images are exported from Docker: start it with `make docker-up`.",
+        )
+    return [export_image(tag, cache) for tag in tags]

@@ -20,11 +20,15 @@ from ..errors import EopackError, RunFailedError
 from ..job import load_job
 from ..package import find_package, list_packages, repo_root, tested_runners, validate_package
 from ..runners import REGISTRY, RunOptions, get_runner
+from ..runners.engine import ENGINES, UnknownEngineError
 from ..sample_data import ensure_for_job
 from ..sample_data import generate as generate_sample_data
 from ..scaffold import create
 
 __all__ = ["cli", "main"]
+
+# Runners that run the CWL file here with cwltool's container code, so --engine applies to them.
+ENGINE_RUNNERS = ("cwltool", "toil", "toil-slurm", "toil-htcondor")
 
 
 # Commands that live in their own modules, imported only when used: the services, OGC and release
@@ -112,6 +116,14 @@ def validate(targets: tuple[str, ...], no_cwltool: bool) -> None:
     help="Run directory (default runs/<app>/<UTC timestamp>/).",
 )
 @click.option("--no-container", is_flag=True, help="Run the tools installed here instead of their images.")
+@click.option(
+    "--engine",
+    default="docker",
+    show_default=True,
+    metavar="ENGINE",
+    help="Container engine for cwltool and toil runners: docker, podman (images from "
+    "`eopack images export`) or singularity (Apptainer .sif files in the same cache).",
+)
 @click.option("--dask-gateway-url", metavar="URL", help="Create the package's Dask cluster on this gateway.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo the runner's log (it is still kept).")
 @click.option(
@@ -137,6 +149,7 @@ def run(
     runner_name: str,
     outdir: Path | None,
     no_container: bool,
+    engine: str,
     dask_gateway_url: str | None,
     quiet: bool,
     print_command: bool,
@@ -153,6 +166,10 @@ def run(
         extra, job = (str(job), *extra), None
     elif job is not None and not job.is_file():
         raise click.BadParameter(f"File {str(job)!r} does not exist.", param_hint="'[JOB]'")
+    if engine not in ENGINES:
+        raise UnknownEngineError(engine)
+    if engine != "docker" and runner_name not in ENGINE_RUNNERS:
+        raise UnknownEngineError(engine, runner_name, ENGINE_RUNNERS)
     pkg = find_package(app)
     job = job or pkg.default_job
     if not job.exists():
@@ -175,6 +192,7 @@ def run(
         extra_args=list(extra),
         quiet=quiet,
         print_command=print_command,
+        engine=engine,
     )
     result = runner.run(pkg, job, options)
     if print_command:

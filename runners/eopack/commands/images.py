@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 from rich.table import Table
 
 from ..clients import docker
 from ..console import err, out
-from ..images import build_images
+from ..images import build_images, export_images
 from ..package import Package, find_package, list_packages
 
 __all__ = ["images_cli"]
@@ -21,7 +22,7 @@ def _packages(apps: Sequence[str]) -> list[Package]:
 
 @click.group("images")
 def images_cli() -> None:
-    """Build and list the packages' container images (eopack/<app>:<version>)."""
+    """Build, list and export the packages' container images (eopack/<app>:<version>)."""
 
 
 @images_cli.command("build")
@@ -58,3 +59,30 @@ def list_cmd() -> None:
             "\n".join(str(d) for d in digests) if isinstance(digests, list) and digests else "-",
         )
     out.print(table)
+
+
+@images_cli.command("export")
+@click.argument("apps", nargs=-1)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Archive folder, on storage every compute node sees (default $EOPACK_IMAGE_CACHE or runs/images).",
+)
+def export_cmd(apps: tuple[str, ...], cache: Path | None) -> None:
+    """Write each APP's image from Docker to an OCI archive, for `eopack run --engine podman`.
+
+    Compute nodes then load the image from the archive: no registry, no network. An archive that
+    already holds the image's current id is kept. Prints each archive's path.
+    """
+    results = export_images(_packages(apps), cache.resolve() if cache else None)
+    table = Table("image", "archive", "size", "time")
+    for r in results:
+        table.add_row(
+            r.tag,
+            r.archive.name,
+            f"{r.size_bytes / 1e6:.0f} MB",
+            f"{r.seconds:.0f} s" if r.fresh else "up to date",
+        )
+    err.print(table)
+    for r in results:
+        click.echo(str(r.archive))

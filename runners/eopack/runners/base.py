@@ -43,6 +43,7 @@ from ..package import (
     short_id,
 )
 from . import secret_files
+from .engine import check_engine, engine_env, use_archives
 from .secret_files import DASK_SECRET_ENV, SECRET_ENV
 
 __all__ = [
@@ -110,6 +111,7 @@ class RunOptions:
     env: Mapping[str, str] = field(default_factory=dict)
     quiet: bool = False
     print_command: bool = False  # prepare the run directory and return the command without running it
+    engine: str = "docker"  # the container engine: docker, podman or singularity (runners/engine.py)
 
 
 class Runner(Protocol):
@@ -317,10 +319,19 @@ FORWARDED_ENV = (
 )
 
 
-def container_decision(package: Package, no_container: bool) -> tuple[bool, str]:
-    """(use containers, why): containers when a daemon answers and every image exists locally."""
+def container_decision(
+    package: Package, no_container: bool, engine: str = "docker", print_only: bool = False
+) -> tuple[bool, str]:
+    """(use containers, why): containers when a daemon answers and every image exists locally.
+
+    Another engine than Docker is the user's explicit choice: when it cannot run the package here
+    (engine or image archive missing) that is one clear error, not a silent run without containers.
+    """
     if no_container:
         return False, "--no-container given"
+    if engine != "docker":
+        check_engine(engine, package, binary_needed=not print_only)
+        return True, f"{engine} and the package's image archives available"
     if not docker.daemon_answers():
         return False, "no Docker daemon answers"
     missing = [img for img in package.images() if not docker.image_exists(img)]
@@ -396,7 +407,9 @@ def prepare(
     job = load_job(job_path)
     check_inputs(package, job, job_path)
     run_dir = (options.outdir or default_run_dir(repo_root(), package.name)).resolve()
-    use_containers, why = container_decision(package, options.no_container)
+    use_containers, why = container_decision(
+        package, options.no_container, options.engine, options.print_command
+    )
     check_gateway_inputs(package, job, use_containers, options.dask_gateway_url)
     if not use_containers:
         notice(f"running without containers ({why}); the tools installed in this environment are used")
@@ -426,6 +439,8 @@ def prepare(
         )
     if not use_containers:
         docker_to_hint(doc)
+    elif options.engine == "podman":
+        use_archives(doc)
     secrets_dir = None
     values = {**os.environ, **options.env}
     secret_names = [n for n in SECRET_ENV if values.get(n)]
@@ -456,6 +471,8 @@ def prepare(
     if not use_containers:
         # The tools' console scripts live next to this interpreter (the workspace venv).
         additions["PATH"] = str(Path(sys.executable).parent)
+    else:
+        additions.update(engine_env(options.engine))
     return Prepared(
         package, job, run_dir, cwl, job_file, use_containers, bool(loopback), options, additions, secrets_dir
     )

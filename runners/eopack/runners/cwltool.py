@@ -15,6 +15,7 @@ from .base import (
     loopback_urls,
     prepare,
 )
+from .engine import engine_flags
 
 # container_decision, loopback_urls and FORWARDED_ENV moved to base.py (shared with Toil); they stay
 # importable from here.
@@ -40,7 +41,9 @@ class CwltoolRunner:
         cmd = [*cwltool_command(), "--disable-color", "--outdir", str(run_dir / ".eopack" / "out")]
         if not use_containers:
             cmd.append("--no-container")
-        elif host_network:
+        else:
+            cmd += engine_flags(options.engine)
+        if use_containers and host_network:
             # cwltool gives a tool with NetworkAccess Docker's bridge network, from which the host's
             # 127.0.0.1 is unreachable; `--custom-net host` shares the host's network instead.
             cmd += ["--custom-net", "host"]

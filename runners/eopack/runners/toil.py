@@ -33,6 +33,7 @@ from ..console import notice
 from ..errors import ServiceUnavailableError
 from ..package import Package, as_list, class_name, repo_root
 from .base import FORWARDED_ENV, Prepared, RunOptions, RunResult, RunStatus, execute, prepare
+from .engine import engine_flags
 from .secret_files import SECRET_ENV
 
 __all__ = ["ToilHTCondorRunner", "ToilRunner", "ToilSlurmRunner", "forward_env", "toil_command", "user_gave"]
@@ -94,6 +95,7 @@ class ToilRunner:
             # Images are local (container_decision checks it); a pre-pull would fail for an image
             # that was never pushed to a registry.
             cmd.append("--no-prepull")
+            cmd += engine_flags(prepared.options.engine)
             if prepared.host_network:
                 # A tool with NetworkAccess gets Docker's bridge network, from which the host's
                 # 127.0.0.1 is unreachable; `--custom-net host` shares the host's network.
@@ -112,9 +114,11 @@ class ToilRunner:
             package, job, options, transform=forward_env, secrets_by_file=True, files_without_containers=True
         )
         additions: dict[str, str] = dict(prepared.env_additions)
-        if "PATH" not in additions:
-            # Workers start `_toil_worker` and the tools by name; the venv must be on their PATH.
-            additions["PATH"] = str(Path(sys.executable).parent)
+        venv = str(Path(sys.executable).parent)
+        if venv not in additions.get("PATH", "").split(os.pathsep):
+            # Workers start `_toil_worker` and the tools by name; the venv must be on their PATH
+            # (after the engine's folder, when it has one: the podman wrapper must come first).
+            additions["PATH"] = os.pathsep.join(p for p in (additions.get("PATH"), venv) if p)
         additions.update(self.batch_env())
         prepared = _with_env(prepared, additions)
         self._check_restart(prepared)
