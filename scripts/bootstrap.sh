@@ -9,6 +9,7 @@ APT_PACKAGES=(git curl ca-certificates python3 python3-venv nodejs postgresql-15
   docker.io debootstrap docker-registry  # containers: dockerd, base image, local registry
   slurm-wlm munge)  # a single-node Slurm for the toil-slurm runner (`make slurm-up`)
 APT_PACKAGES+=(redis-server)  # the Toil WES broker (`eopack wes up`, wes/README.md)
+APT_PACKAGES+=(iproute2 util-linux)  # `ip netns` and `nsenter`: the multi-node Slurm (`eopack slurm up --nodes 3`)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
