@@ -11,6 +11,7 @@ APT_PACKAGES=(git curl ca-certificates python3 python3-venv nodejs postgresql-15
   podman skopeo)  # --engine podman: containers without a Docker daemon, images from OCI archives
 APT_PACKAGES+=(redis-server)  # the Toil WES broker (`eopack wes up`, wes/README.md)
 APT_PACKAGES+=(npm chromium)  # STAC Browser's build (scripts/stac-browser.sh); the headless browser tests
+APT_PACKAGES+=(iproute2 util-linux)  # `ip netns` and `nsenter`: the multi-node Slurm (`eopack slurm up --nodes 3`)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import itertools
 import shlex
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -59,15 +57,27 @@ def test_command_and_environment(job: Path, tmp_path: Path, monkeypatch: pytest.
 
 
 def condor_pool() -> str | None:
-    """None when a pool answers `condor_status`; else why not."""
-    if shutil.which("condor_status") is None:
-        return "condor_status is not installed (no HTCondor in Debian or PyPI; see README 'Run on HPC')"
-    proc = subprocess.run(
-        ["condor_status", "-total"], capture_output=True, text=True, timeout=30, check=False
-    )
-    if proc.returncode != 0:
-        return f"condor_status failed: {(proc.stderr.strip().splitlines() or ['no output'])[-1]}"
-    return None
+    """None when a pool answers `condor_status`; else why not, and what a site needs (the runner's words)."""
+    ok, why = get_runner("toil-htcondor").available()
+    return None if ok else f"no HTCondor pool here (not in Debian or PyPI): {why}"
+
+
+def test_the_skip_says_what_a_site_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no pool, the reason names the binaries, the config, the bindings and what eopack calls."""
+    monkeypatch.setenv("PATH", f"{tmp_path}:{VENV_BIN}")  # no condor_status here (tmp_path is empty)
+    reason = condor_pool()
+    assert reason is not None
+    for needed in (
+        "condor_status -total",
+        "CONDOR_CONFIG",
+        "COLLECTOR_HOST",
+        "TOIL_HTCONDOR_COLLECTOR",
+        "toil[htcondor]",
+        "--outdir on a file system every execute node mounts",
+        "toil-cwl-runner --batchSystem htcondor",
+        "--print-command",
+    ):
+        assert needed in reason, needed
 
 
 @pytest.mark.htcondor

@@ -257,11 +257,17 @@ def _show_slurm(cluster: slurm.SlurmCluster) -> None:
 slurm_cli = service_group(
     ServiceSpec(
         name="slurm",
-        help="A single-node Slurm cluster on loopback, for `eopack run --runner toil-slurm`.",
-        up=lambda state_dir, progress: slurm.up(state_dir, progress=progress),
+        help="A Slurm cluster on this machine (one node on loopback, or --nodes N in network namespaces), "
+        "for `eopack run --runner toil-slurm`.",
+        up=lambda state_dir, progress, nodes: slurm.up(state_dir, progress=progress, nodes=nodes),
         announce=lambda cluster: str(cluster.conf),
         notes=lambda cluster: [
-            f"node {slurm.NODE} {cluster.node_state}; logs in {cluster.state_dir / 'logs'}"
+            (
+                f"nodes {', '.join(f'{n} {s}' for n, s in sorted(cluster.node_states.items()))}"
+                if cluster.nodes > 1
+                else f"node {slurm.NODE} {cluster.node_state}"
+            )
+            + f"; logs in {cluster.state_dir / 'logs'}"
         ],
         down=lambda state_dir, progress: slurm.down(state_dir, progress=progress),
         stopped="Slurm stopped",
@@ -271,6 +277,16 @@ slurm_cli = service_group(
         down_help="Stop every daemon of the cluster (its state dir stays for the next `up`).",
         status_help="Show the daemons and the node state; exit 3 unless the cluster is up.",
         common=[_state_option("<repo>/runs/services/slurm")],
+        up_options=[
+            click.option(
+                "--nodes",
+                type=click.IntRange(min=1),
+                default=1,
+                show_default=True,
+                help="Compute nodes; more than 1 puts slurmctld and each slurmd in a network namespace "
+                "of its own (root; nothing on the machine's network).",
+            )
+        ],
     )
 )
 

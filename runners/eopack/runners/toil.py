@@ -36,10 +36,27 @@ from .base import FORWARDED_ENV, Prepared, RunOptions, RunResult, RunStatus, exe
 from .engine import engine_flags
 from .secret_files import SECRET_ENV
 
-__all__ = ["ToilHTCondorRunner", "ToilRunner", "ToilSlurmRunner", "forward_env", "toil_command", "user_gave"]
+__all__ = [
+    "HTCONDOR_NEEDS",
+    "ToilHTCondorRunner",
+    "ToilRunner",
+    "ToilSlurmRunner",
+    "forward_env",
+    "toil_command",
+    "user_gave",
+]
 
 # Variables that tell Toil's batch systems where the cluster is; passed to the leader as they are.
 HTCONDOR_ENV = ("TOIL_HTCONDOR_COLLECTOR", "TOIL_HTCONDOR_SCHEDD", "TOIL_HTCONDOR_PARAMS")
+# What a site must provide for `--runner toil-htcondor` (HTCondor is in neither Debian nor PyPI).
+HTCONDOR_NEEDS = (
+    "a site needs: the `condor_status` client on PATH (eopack checks `condor_status -total`); "
+    "a submit node's HTCondor config (CONDOR_CONFIG or /etc/condor/condor_config naming COLLECTOR_HOST, "
+    "or TOIL_HTCONDOR_COLLECTOR and TOIL_HTCONDOR_SCHEDD); the `htcondor` Python bindings (`toil[htcondor]`) "
+    "in eopack's venv; --outdir on a file system every execute node mounts; Docker on the execute nodes "
+    "(or --no-container with the tools on their PATH). eopack then runs `toil-cwl-runner --batchSystem htcondor` "
+    "(see it with `eopack run APP --runner toil-htcondor --print-command`)"
+)
 
 
 def toil_command() -> list[str]:
@@ -231,18 +248,21 @@ class ToilHTCondorRunner(ToilRunner):
         if not ok:
             return ok, why
         if importlib.util.find_spec("htcondor") is None:
-            return False, "the htcondor Python bindings are missing. Install `toil[htcondor]` in this venv"
+            return False, f"the htcondor Python bindings are missing; {HTCONDOR_NEEDS}"
         if shutil.which("condor_status") is None:
-            return False, "condor_status not found: no HTCondor pool is configured on this machine"
+            return (
+                False,
+                f"condor_status not found: no HTCondor pool is configured on this machine; {HTCONDOR_NEEDS}",
+            )
         try:
             proc = subprocess.run(
                 ["condor_status", "-total"], capture_output=True, text=True, timeout=30, check=False
             )
         except (OSError, subprocess.TimeoutExpired):
-            return False, "condor_status does not answer"
+            return False, f"condor_status does not answer; {HTCONDOR_NEEDS}"
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            return False, f"condor_status failed: {last}"
+            return False, f"condor_status failed: {last}; {HTCONDOR_NEEDS}"
         return True, ""
 
     def batch_env(self) -> dict[str, str]:
