@@ -169,14 +169,18 @@ def offline_schemas(doc: Any) -> Any:
     Only the copies eopack runs or validates are changed; the package keeps the published name,
     which is what eoap-cwlwrap and the platforms look for.
     """
-    local = LOCAL_STRING_FORMAT.resolve().as_uri()
-    if isinstance(doc, str):
-        return local + doc[len(EOAP_STRING_FORMAT) :] if doc.startswith(EOAP_STRING_FORMAT) else doc
-    if isinstance(doc, Mapping):
-        return {k: offline_schemas(v) for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [offline_schemas(v) for v in doc]
-    return doc
+    local = LOCAL_STRING_FORMAT.resolve().as_uri()  # once: resolving is a system call per path part
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            return local + node[len(EOAP_STRING_FORMAT) :] if node.startswith(EOAP_STRING_FORMAT) else node
+        if isinstance(node, Mapping):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(doc)
 
 
 def offline_loading_options() -> Any:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from ..clients import docker, gateway
+from ..clients import docker
 from ..console import notice
 from ..dask import lower
 from ..errors import UnknownRunnerError
@@ -364,6 +364,8 @@ def prepare(
     doc = package.copy_doc()
     gateway_env: dict[str, str] = {}
     if options.dask_gateway_url:
+        from ..clients import gateway  # lazy: its HTTP stack (urllib.request, ssl) only when a gateway is used
+
         if not gateway.answers(options.dask_gateway_url):
             notice(
                 f"the Dask gateway {options.dask_gateway_url} does not answer from here; the tool "
