@@ -9,6 +9,7 @@ them to the tool as ``DASK_GATEWAY_*`` environment variables with Calrissian's n
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -175,6 +176,7 @@ _PARAM_REF = re.compile(r"^\$\(inputs\.([A-Za-z_][A-Za-z0-9_]*)\)$")
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _OPERAND = rf"(?:inputs\.[A-Za-z_][A-Za-z0-9_]*|{_NUMBER})"
+_OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
 _ARITHMETIC = re.compile(rf"^\$\(\s*({_OPERAND})\s*([-+*/])\s*({_OPERAND})\s*\)$")
 
 
@@ -206,8 +208,10 @@ def _arithmetic(raw: str, inputs: Mapping[str, Any]) -> int | float | None:
     op = match.group(2)
     if op == "/" and right == 0:
         return None
-    result = left + right if op == "+" else left - right if op == "-" else left * right if op == "*" else left / right
-    return int(result) if isinstance(result, float) and result.is_integer() and abs(result) < 2**53 else result
+    result = _OPERATORS[op](left, right)
+    if isinstance(result, float) and result.is_integer() and abs(result) < 2**53:
+        return int(result)
+    return result
 
 
 def _eval(raw: Any, inputs: Mapping[str, Any], requirements: list[dict[str, Any]]) -> Any:

@@ -364,7 +364,8 @@ def prepare(
     doc = package.copy_doc()
     gateway_env: dict[str, str] = {}
     if options.dask_gateway_url:
-        from ..clients import gateway  # lazy: its HTTP stack (urllib.request, ssl) only when a gateway is used
+        # lazy: the gateway client's HTTP stack (urllib.request, ssl) only when a gateway is used
+        from ..clients import gateway
 
         if not gateway.answers(options.dask_gateway_url):
             notice(
