@@ -6,7 +6,8 @@ its *exclusive* time (minus the time of wrapped calls nested in it) to its stage
 
 - ``search``: ``eopack_eo_common.search.select_items``
 - ``open``: ``rasterio.open``
-- ``read_decode``: ``DatasetReader.read`` / ``WarpedVRT.read`` (GDAL decode, warp when needed)
+- ``read_decode``: ``DatasetReader.read`` / ``WarpedVRT.read`` / ``rasterio.warp.reproject`` (GDAL
+  decode, and the warp when the grids differ)
 - ``reduce``: the mosaic's ``masked_median``
 - ``mask_and_block``: the rest of the Dask tasks' compute time (SCL lookup, stacking, NDVI
   arithmetic, graph overhead): every task's measured compute time minus the spans above inside it
@@ -114,6 +115,7 @@ def install(tool_module: str) -> tuple[Spans, dict[str, float]]:
     import rasterio
     import rasterio.io
     import rasterio.vrt
+    import rasterio.warp
 
     from eopack_eo_common import dask_cluster, raster, search, stac
 
@@ -121,6 +123,7 @@ def install(tool_module: str) -> tuple[Spans, dict[str, float]]:
     _replace(rasterio, "open", "open", spans)
     _replace(rasterio.io.DatasetReader, "read", "read_decode", spans)
     _replace(rasterio.vrt.WarpedVRT, "read", "read_decode", spans)
+    _replace(rasterio.warp, "reproject", "read_decode", spans)  # odc-stac decodes+warps through it
     _replace(raster, "write_cog", "encode_write", spans)
     for name in ("quicklook", "band_statistics"):
         _replace(raster, name, "stac_quicklooks", spans)

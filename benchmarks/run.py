@@ -501,6 +501,8 @@ def plot(scaling: dict[str, Any], path: Path, records: Sequence[dict[str, Any]] 
         names = [r["metric"].removesuffix("_cost_model") for r in models]
         bottom = [0.0] * len(models)
         for stage in costmodel.STAGES:
+            if stage in ("imports", "cluster", "search"):
+                continue  # fixed per run: their difference between N and 4N dates is noise
             values = [max(r["runs"]["stages_s"]["per_additional_date"].get(stage, 0.0), 0.0) for r in models]
             if any(values):
                 ax.bar(names, values, bottom=bottom, label=stage)
