@@ -36,7 +36,9 @@ GROUPS = [
 
 def _measure(cmd: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Python's default bytecode caching, as on a user's machine (see run.py)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
@@ -54,6 +56,47 @@ def _measure(cmd: list[str]) -> dict[str, Any]:
     return result
 
 
+STEPS = ("open_tree", "check_crs", "convert", "fix_overview_grids", "verify", "build_item", "save_catalog")
+
+
+def _ours_with_stages(argv: list[str], stages_file: Path) -> int:
+    """The ``geozarr`` console script's ``main``, with the seconds of each step of ``core.run`` (and of
+    the imports and the Dask cluster start) written to ``stages_file``."""
+    import contextlib
+
+    began = time.perf_counter()
+    from eopack_geozarr import cli, core
+
+    seconds: dict[str, float] = {"imports": round(time.perf_counter() - began, 3)}
+
+    def timed(name: str, fn: Any) -> Any:
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+
+        return inner
+
+    for name in STEPS:
+        if hasattr(core, name):
+            setattr(core, name, timed(name, getattr(core, name)))
+    client_cm = core.dask_client
+
+    @contextlib.contextmanager
+    def dask_client() -> Any:
+        start = time.perf_counter()
+        with client_cm() as client:
+            seconds["cluster"] = round(time.perf_counter() - start, 3)
+            yield client
+
+    core.dask_client = dask_client  # type: ignore[assignment]
+    code = cli.main(argv)
+    stages_file.write_text(json.dumps(seconds))
+    return code
+
+
 def run(sizes: list[int], min_dimension: int, spatial_chunk: int, keep: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="geozarr-bench-"))
     rows = []
@@ -68,9 +111,14 @@ def run(sizes: list[int], min_dimension: int, spatial_chunk: int, keep: bool) ->
             )
             store = product / "sample-eopf.zarr"
             common = ["--spatial-chunk", str(spatial_chunk), "--min-dimension", str(min_dimension)]
+            stages_file = work / f"stages-{size}.json"
             ours = _measure(
                 [
-                    str(BIN / "geozarr"),
+                    sys.executable,
+                    __file__,
+                    "--stages-to",
+                    str(stages_file),
+                    "--",
                     "--input-zarr",
                     str(store),
                     "--outdir",
@@ -80,6 +128,8 @@ def run(sizes: list[int], min_dimension: int, spatial_chunk: int, keep: bool) ->
                     *common,
                 ]
             )
+            if stages_file.exists():
+                ours["stages_s"] = json.loads(stages_file.read_text())
             bare = _measure(
                 [
                     str(BIN / "eopf-geozarr"),
@@ -119,6 +169,8 @@ def run(sizes: list[int], min_dimension: int, spatial_chunk: int, keep: bool) ->
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--stages-to"]:  # one run of ours, in this process (see _ours_with_stages)
+        return _ours_with_stages(sys.argv[4:], Path(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="512,2048,4096", help="r10m sizes in pixels (default %(default)s)")
     parser.add_argument("--min-dimension", type=int, default=256)

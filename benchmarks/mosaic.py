@@ -25,11 +25,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # costmodel
 BANDS = ["red", "green", "blue", "nir"]
 IDS = ["B04", "B03", "B02", "B08"]
 
@@ -87,6 +89,9 @@ def _items(data: Path, aoi: str, months: int, max_cloud: float | None) -> list[A
 
 
 def one_ours(data: Path, aoi: str, months: int) -> dict[str, Any]:
+    import costmodel
+
+    spans, tasks = costmodel.install("eopack_cloudless_mosaic.core")  # timing spans (costmodel.py)
     from eopack_cloudless_mosaic.core import MosaicJob, run
 
     start, end = _dates(months)
@@ -103,7 +108,28 @@ def one_ours(data: Path, aoi: str, months: int) -> dict[str, Any]:
         with rasterio.open(tif) as src:
             pixels = src.width * src.height
     dates = len({i.datetime.date() for i in _items(data, aoi, months, None)})
-    return {"wall_s": wall, "pixels": pixels, "dates": dates}
+    return {"pixels": pixels, "dates": dates, **costmodel.summary(spans, tasks, wall)}
+
+
+def one_ndvi(data: Path, aoi: str, months: int) -> dict[str, Any]:
+    import costmodel
+
+    spans, tasks = costmodel.install("eopack_ndvi.core")
+    from eopack_ndvi.core import NdviJob, run
+
+    start, end = _dates(months)
+    job = NdviJob.from_args(aoi=aoi, start_date=start, end_date=end, resolution=10, input_catalog=data)
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        run(job, Path(tmp) / "out")
+        wall = time.perf_counter() - began
+        tif = next((Path(tmp) / "out").glob("*/ndvi.tif"))
+        import rasterio
+
+        with rasterio.open(tif) as src:
+            pixels = src.width * src.height
+    dates = len({i.datetime.date() for i in _items(data, aoi, months, None)})
+    return {"pixels": pixels, "dates": dates, **costmodel.summary(spans, tasks, wall)}
 
 
 def one_reference(data: Path, aoi: str, months: int) -> dict[str, Any]:
@@ -136,7 +162,7 @@ def one_reference(data: Path, aoi: str, months: int) -> dict[str, Any]:
     return result
 
 
-def one_decode(data: Path, aoi: str, months: int) -> dict[str, Any]:
+def one_decode(data: Path, aoi: str, months: int, assets: Sequence[str] = (*IDS, "SCL")) -> dict[str, Any]:
     import rasterio
     from rasterio.warp import transform_bounds
     from rasterio.windows import from_bounds
@@ -150,13 +176,17 @@ def one_decode(data: Path, aoi: str, months: int) -> dict[str, Any]:
             window = from_bounds(*bounds, transform=src.transform).round_offsets().round_lengths()
             return int(src.read(1, window=window).size)
 
-    hrefs = [i.assets[a].get_absolute_href() for i in items for a in [*IDS, "SCL"]]
+    hrefs = [i.assets[a].get_absolute_href() for i in items for a in assets]
     began = time.perf_counter()
     with ThreadPoolExecutor(2) as pool:
         read = sum(pool.map(decode, hrefs))
     wall = time.perf_counter() - began
     dates = len({i.datetime.date() for i in items})
-    return {"wall_s": wall, "pixels": read // (len(hrefs)), "dates": dates}
+    return {"wall_s": wall, "pixels": read // (len(hrefs)), "dates": dates, "assets": list(assets)}
+
+
+#: the assets each package reads per date (the decode baseline reads exactly these)
+NDVI_ASSETS = ("B04", "B08", "SCL")
 
 
 def _measure(kind: str, data: Path, aoi: str, months: int) -> dict[str, Any]:
@@ -181,7 +211,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", default="1,3,6,12")
     parser.add_argument("--tile-size", type=int, default=2048)
-    parser.add_argument("--one", choices=["ours", "reference", "decode"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--one", choices=["ours", "ndvi", "reference", "decode", "decode-ndvi"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--aoi", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -189,7 +221,13 @@ def main() -> None:
         import logging
 
         logging.disable(logging.INFO)
-        fn = {"ours": one_ours, "reference": one_reference, "decode": one_decode}[args.one]
+        fn = {
+            "ours": one_ours,
+            "ndvi": one_ndvi,
+            "reference": one_reference,
+            "decode": one_decode,
+            "decode-ndvi": lambda d, a, m: one_decode(d, a, m, NDVI_ASSETS),
+        }[args.one]
         result = fn(args.data, args.aoi, int(args.months))
         result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))

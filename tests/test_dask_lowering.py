@@ -62,6 +62,24 @@ def test_expressions_referencing_inputs_are_evaluated() -> None:
     assert req.workers == 4  # min(10 // 1, 12G // 3G)
 
 
+def test_arithmetic_without_node_matches_the_javascript_engine() -> None:
+    """The Python fast path for one-operator expressions gives what node gives, or steps aside."""
+    from cwl_utils.expression import do_eval
+
+    from eopack.dask import _arithmetic
+
+    js = [{"class": "InlineJavascriptRequirement"}]
+    inputs = {"w": 3, "f": 1.5, "z": 0, "s": "2", "b": True}
+    cases = ["$(inputs.w * 2)", "$(inputs.w / 2)", "$(8 / inputs.w)", "$(inputs.f * 4)", "$(inputs.w - 2.5)"]
+    cases += ["$(2 + inputs.w)", "$( inputs.w*inputs.f )", "$(inputs.f - inputs.f)"]
+    for expr in cases:
+        assert _arithmetic(expr, inputs) == do_eval(expr, inputs, js, None, None, {}), expr
+        assert type(_arithmetic(expr, inputs)) is type(do_eval(expr, inputs, js, None, None, {})), expr
+    # not numbers, a division by zero, anything longer: left to node
+    for expr in ["$(inputs.s * 2)", "$(inputs.b + 1)", "$(inputs.w / inputs.z)", "$(inputs.w * 2 + 1)"]:
+        assert _arithmetic(expr, inputs) is None, expr
+
+
 def test_defaults_apply_when_the_job_omits_inputs() -> None:
     pkg = find_package(str(ECHO))
     assert evaluate(pkg, _tool(pkg), {}).cluster_max_cores == 6

@@ -9,6 +9,7 @@ them to the tool as ``DASK_GATEWAY_*`` environment variables with Calrissian's n
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -173,6 +174,46 @@ def step_inputs(pkg: Package, tool: Mapping[str, Any], job: Mapping[str, Any]) -
 _PARAM_REF = re.compile(r"^\$\(inputs\.([A-Za-z_][A-Za-z0-9_]*)\)$")
 
 
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_OPERAND = rf"(?:inputs\.[A-Za-z_][A-Za-z0-9_]*|{_NUMBER})"
+_OPERATORS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+_ARITHMETIC = re.compile(rf"^\$\(\s*({_OPERAND})\s*([-+*/])\s*({_OPERAND})\s*\)$")
+
+
+def _arithmetic(raw: str, inputs: Mapping[str, Any]) -> int | float | None:
+    """``$(inputs.x * 2)`` and the like (one + - * / of two numbers) as JavaScript computes it.
+
+    None when ``raw`` is anything else, or an operand is not a number, or it divides by zero:
+    the caller then asks node, so only the cases whose JS result Python reproduces exactly are here
+    (a JS number that is whole comes back from node as a JSON integer, hence the int).
+
+    >>> _arithmetic("$(inputs.workers * 2)", {"workers": 3}), _arithmetic("$(7 / 2)", {})
+    (6, 3.5)
+    >>> _arithmetic("$(inputs.name + 1)", {"name": "a"}) is None
+    True
+    """
+    match = _ARITHMETIC.match(raw)
+    if not match:
+        return None
+    operands = []
+    for token in (match.group(1), match.group(3)):
+        if token.startswith("inputs."):
+            value = inputs.get(token[len("inputs.") :])
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            operands.append(value)
+        else:
+            operands.append(float(token) if "." in token else int(token))
+    left, right = operands
+    op = match.group(2)
+    if op == "/" and right == 0:
+        return None
+    result = _OPERATORS[op](left, right)
+    if isinstance(result, float) and result.is_integer() and abs(result) < 2**53:
+        return int(result)
+    return result
+
+
 def _eval(raw: Any, inputs: Mapping[str, Any], requirements: list[dict[str, Any]]) -> Any:
     """A literal or ``$(inputs.x)`` directly; anything else through cwl-utils (and node for JS).
 
@@ -187,6 +228,9 @@ def _eval(raw: Any, inputs: Mapping[str, Any], requirements: list[dict[str, Any]
     match = _PARAM_REF.match(raw.strip())
     if match and match.group(1) in inputs:
         return inputs[match.group(1)]
+    value = _arithmetic(raw.strip(), inputs)
+    if value is not None:
+        return value
     from cwl_utils.expression import do_eval
 
     return do_eval(raw, inputs, requirements, None, None, {})  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from .. import __version__
 from ..console import err, notice, out
@@ -73,6 +72,8 @@ def cli() -> None:
 def list_cmd() -> None:
     """Apps with their version, label and the runners their tests cover."""
     root = repo_root()
+    from rich.table import Table  # lazy: only `eopack list` draws a table
+
     table = Table("app", "version", "label", "tested on")
     for pkg in list_packages(root):
         table.add_row(pkg.name, pkg.version, pkg.label, ", ".join(tested_runners(pkg.name, root)) or "-")

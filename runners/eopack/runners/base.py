@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from .. import usage
-from ..clients import docker, gateway
+from ..clients import docker
 from ..console import notice
 from ..dask import lower
 from ..errors import UnknownRunnerError
@@ -416,6 +416,9 @@ def prepare(
     doc = package.copy_doc()
     gateway_env: dict[str, str] = {}
     if options.dask_gateway_url:
+        # lazy: the gateway client's HTTP stack (urllib.request, ssl) only when a gateway is used
+        from ..clients import gateway
+
         if not gateway.answers(options.dask_gateway_url):
             notice(
                 f"the Dask gateway {options.dask_gateway_url} does not answer from here; the tool "
