@@ -352,7 +352,7 @@ def up(
     current = status(base)
     if nodes < 1:
         raise ServiceUnavailableError(SERVICE, f"--nodes must be 1 or more, got {nodes}", "")
-    if current.nodes != nodes and (current.slurmctld or current.slurmds or current.slurmd):
+    if current.nodes != nodes and (current.slurmctld or any(current.slurmds) or current.slurmd):
         raise ServiceUnavailableError(
             SERVICE,
             f"{base} runs a {current.nodes}-node cluster, not {nodes}",
@@ -613,7 +613,11 @@ def _up_multi(base: Path, nodes: int, say: Progress, timeout: float) -> SlurmClu
         (base / sub).mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
     logs = base / "logs"
-    layout = Layout.load(base / LAYOUT) or Layout(nodes, slurm_net.Net.of(base, nodes).tag, _proc.free_port())
+    layout = Layout.load(base / LAYOUT)
+    if layout is None or layout.nodes != nodes:  # nothing runs (checked in up): rebuild the network
+        if layout is not None:
+            slurm_net.destroy(layout.tag)
+        layout = Layout(nodes, slurm_net.Net.of(base, nodes).tag, _proc.free_port())
     net = layout.net
     memory = dict(re.findall(r"(\w+)=(\S+)", _hardware(logs / "setup.log"))).get("RealMemory", "1024")
     (base / NODES_CONF).write_text(_multi_config(base, net, net.ctl_addr, CTLD_PORT, memory))
