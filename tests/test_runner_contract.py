@@ -310,6 +310,15 @@ class TestCwltool(RunnerContract):
             key=(self.runner, "ndvi", "--no-container"),
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
+        # `eopack report` writes the same record again from the folder alone.
+        (outdir / "report.html").unlink()
+        (outdir / "ro-crate-metadata.json").unlink()
+        again = eopack("report", str(outdir))
+        assert again.returncode == 0 and again.stdout.strip() == str(outdir / "report.html"), again.stderr
+        assert (outdir / "ro-crate-metadata.json").is_file()
+        bad = eopack("report", str(outdir / "ndvi_results"))
+        assert bad.returncode == 2 and "is not a run directory (no .eopack/ in it)" in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr
         page = (outdir / "report.html").as_uri()
         dom = browser.dump_dom(page)
         alts = re.findall(r'<img alt="(ndvi-\d{8})" src="data:image/png;base64,', dom)

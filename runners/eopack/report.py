@@ -106,9 +106,9 @@ def _usage(usage: dict[str, Any]) -> str:
         ["step", "start", "finish", "wall s", "CPU s", "peak memory MB", "requested cores", "requested MB"],
         [
             [
-                c["name"],
-                c["start_time"],
-                c["finish_time"],
+                c.get("name", ""),
+                c.get("start_time", ""),
+                c.get("finish_time", ""),
                 fmt(c.get("elapsed_seconds")),
                 fmt(c.get("cpu_seconds")),
                 fmt(c.get("peak_memory_megabytes")),
