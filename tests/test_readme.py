@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,8 +84,32 @@ def test_readme_command_works_in_a_plain_shell(command: str) -> None:
     )
     assert proc.returncode == 0, f"`{command}` exited {proc.returncode}:\n{proc.stderr[-3000:]}"
     if command.startswith("uv run eopack run "):
-        catalog = Path(proc.stdout.strip().splitlines()[-1])
-        assert catalog.name == "catalog.json" and catalog.is_file(), proc.stdout
+        lines = proc.stdout.strip().splitlines()
+        if "--publish" in command:  # the published collection's STAC Browser page comes last
+            assert "/browser/" in lines[-1] and lines[-1].startswith("http://127.0.0.1:"), proc.stdout
+            lines = lines[:-1]
+        catalog = Path(next(line for line in reversed(lines) if line.endswith("catalog.json")))
+        assert catalog.is_file(), proc.stdout
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_what_the_readme_started() -> Iterator[None]:
+    """`eopack stac up` in the README starts the default stack; stop it after, unless it ran before."""
+    was_up = _stac_up()
+    yield
+    if not was_up and _stac_up():
+        subprocess.run(["bash", "-c", "uv run eopack stac down"], cwd=ROOT, env=plain_env(), check=False)
+
+
+def _stac_up() -> bool:
+    proc = subprocess.run(
+        ["bash", "-c", "uv run eopack stac status"],
+        cwd=ROOT,
+        env=plain_env(),
+        capture_output=True,
+        check=False,
+    )
+    return proc.returncode == 0
 
 
 def test_eopack_new_finds_the_uv_bootstrap_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
