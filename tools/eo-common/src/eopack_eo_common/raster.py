@@ -57,7 +57,7 @@ def write_cog(
         "blocksize": 256,
         "overview_resampling": "average" if is_float else "nearest",
     }
-    factors = []
+    factors: list[int] = []
     while max(pixels.shape[1:]) > 256 * (factors[-1] if factors else 1):
         factors.append(2 * (factors[-1] if factors else 1))
     with rasterio.open(path, "w", **profile) as dst:
