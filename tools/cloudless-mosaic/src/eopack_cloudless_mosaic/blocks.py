@@ -199,18 +199,24 @@ def masked_median(stack: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.
     >>> int(twice[0, 0, 0]) / 2, int(n[0, 0])
     (5.0, 3)
     """
-    t = stack.shape[0]
-    work = np.where(valid[:, np.newaxis], stack, FILL)
+    return _middle_pair([np.where(valid[k, np.newaxis], stack[k], FILL) for k in range(len(stack))], valid)
+
+
+def _middle_pair(work: list[np.ndarray], valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``masked_median`` on per-date arrays already holding FILL where invalid (sorted in place)."""
+    t = len(work)
+    low = np.empty_like(work[0])
     for rnd in range(t):
         for i in range(rnd % 2, t - 1, 2):
-            low = np.minimum(work[i], work[i + 1])
+            # compare-exchange without copies: the two buffers trade roles instead
+            np.minimum(work[i], work[i + 1], out=low)
             np.maximum(work[i], work[i + 1], out=work[i + 1])
-            work[i] = low
+            work[i], low = low, work[i]
     count = valid.sum(axis=0, dtype="uint8")
     lo = (count.astype("int16") - 1) // 2  # -1 where nothing is valid: picks nothing
     hi = count // 2
     # Pick the middle values with per-date weights: cheaper than take_along_axis for a few dates.
-    twice = np.zeros(work.shape[1:], dtype="uint32")
+    twice = np.zeros(work[0].shape, dtype="uint32")
     for k in range(t):
         weight = (lo == k).astype("uint32") + (hi == k)
         twice += work[k] * weight
@@ -232,7 +238,8 @@ def mosaic_block(
     item with data wins a pixel). A pixel is clear when its SCL is not in ``masked_classes``.
     """
     rows, cols = block[2], block[3]
-    stack = np.zeros((len(dates), len(bands), rows, cols), dtype="uint16")
+    # FILL where no clear value lands, so the median needs no masking pass of its own.
+    stack = np.full((len(dates), len(bands), rows, cols), FILL, dtype="uint16")
     valid = np.zeros((len(dates), rows, cols), dtype=bool)
     masked = np.zeros(256, dtype=bool)  # a lookup table is much faster than np.isin
     masked[[0, *masked_classes]] = True
@@ -261,4 +268,4 @@ def mosaic_block(
                         dn = np.where(dn != 0, shifted, dn)
                     np.copyto(stack[t, b], dn, where=clear)
                 valid[t] |= clear
-    return masked_median(stack, valid)
+    return _middle_pair(list(stack), valid)

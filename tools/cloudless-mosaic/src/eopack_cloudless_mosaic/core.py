@@ -211,16 +211,27 @@ def _month_results(
 
 
 def _statistics(twice: np.ndarray, valid: np.ndarray, scale: float, offset: float) -> dict[str, float]:
-    """raster:bands statistics in reflectance, computed on the stored integers (linear encoding)."""
-    values = twice[valid]
-    if values.size == 0:
+    """raster:bands statistics in reflectance, computed on the stored integers (linear encoding).
+
+    From one histogram of the uint16 values (a single pass, no copy of the valid pixels): the sums
+    are exact integers, so min, max and mean are those of the pixels themselves.
+    """
+    n = int(np.count_nonzero(valid))
+    if n == 0:
         return {"valid_percent": 0.0}
+    # Outside ``valid`` the stored value is 0, so only bin 0 needs the valid count to be right.
+    hist = np.bincount(twice.ravel(), minlength=1)
+    hist[0] = n - int(hist[1:].sum())
+    values = np.flatnonzero(hist)
+    weights = hist[values].astype("float64")
+    mean = float(np.dot(values.astype("float64"), weights)) / n
+    var = float(np.dot((values - mean) ** 2, weights)) / n
     return {
-        "minimum": float(values.min()) * scale + offset,
-        "maximum": float(values.max()) * scale + offset,
-        "mean": float(values.mean(dtype="float64")) * scale + offset,
-        "stddev": float(values.std(dtype="float64")) * scale,
-        "valid_percent": round(100.0 * values.size / twice.size, 3),
+        "minimum": float(values[0]) * scale + offset,
+        "maximum": float(values[-1]) * scale + offset,
+        "mean": mean * scale + offset,
+        "stddev": math.sqrt(var) * scale,
+        "valid_percent": round(100.0 * n / twice.size, 3),
     }
 
 
@@ -407,7 +418,7 @@ def run(job: MosaicJob, outdir: Path) -> Path:
     written: list[pystac.Item] = []
     with staged_output(outdir) as stage:
         report = stage / "dask-report.html" if job.dask_report else None
-        with dask_client() as client, performance_report(report):
+        with dask_client(profile=report is not None) as client, performance_report(report):
             encodings = _encodings(items, job.bands)
             # Stored values are twice the median DN (exact halves), so the scale is halved.
             encoding = [(e.scale / 2, e.offset) for e in encodings]

@@ -362,8 +362,14 @@ def _shutdown_cluster(cluster: Any) -> None:
 def dask_client(
     env: Mapping[str, str] | None = None,
     gateway_factory: Callable[[str | None, Mapping[str, str]], Any] = _gateway,
+    profile: bool = True,
 ) -> Iterator[Any]:
-    """Yield a ``distributed.Client`` on the cluster chosen by the rules in this module's doc."""
+    """Yield a ``distributed.Client`` on the cluster chosen by the rules in this module's doc.
+
+    ``profile=False`` turns off the local worker's statistical profiler: a thread that samples
+    every task's stack 100 times a second, holding the GIL while it walks the frames. Only a
+    performance report reads what it collects, so a tool passes ``profile=<report wanted>``.
+    """
     env = os.environ if env is None else env
     url = env.get("DASK_GATEWAY_URL") or None
     name = env.get("DASK_CLUSTER") or None
@@ -408,10 +414,13 @@ def dask_client(
             client = cluster.get_client()
             acquiring = (cluster.name, granted, started)
         else:
+            import dask.config
             from distributed import Client, LocalCluster
 
             cores, memory = local_limits()
             stack.enter_context(_sigterm_raises())
+            # Read when the worker and its event loop start, so set for the cluster's creation.
+            stack.enter_context(dask.config.set({"distributed.worker.profile.enabled": profile}))
             # Threads, not processes: our graphs are numpy/GDAL work that releases the GIL, and a
             # single worker process starts in a fraction of a second.
             cluster = LocalCluster(

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
+from rasterio.enums import Resampling
 
 __all__ = ["band_statistics", "quicklook", "write_cog"]
 
@@ -30,6 +31,11 @@ def write_cog(
     otherwise; predictor 3 keeps float rasters small. ``scale``/``offset`` are recorded in the file
     (GDAL applies them on request) for integer data that encodes a physical value. ``level`` trades
     DEFLATE size for speed (1 is several times faster than 6 for about 10 % more bytes).
+
+    The overviews are built once, in memory, on the dataset rasterio hands to the COG driver: the
+    driver then copies them instead of writing them to a temporary GTiff and reading them back
+    (half the time of a 2048² band). The levels are the driver's own (halving until a level fits in
+    one 256-pixel block) and so is the resampling (average for float, nearest for integers).
     """
     pixels = data[np.newaxis] if data.ndim == 2 else data
     is_float = np.issubdtype(pixels.dtype, np.floating)
@@ -51,8 +57,13 @@ def write_cog(
         "blocksize": 256,
         "overview_resampling": "average" if is_float else "nearest",
     }
+    factors: list[int] = []
+    while max(pixels.shape[1:]) > 256 * (factors[-1] if factors else 1):
+        factors.append(2 * (factors[-1] if factors else 1))
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(pixels)
+        if factors:
+            dst.build_overviews(factors, Resampling.average if is_float else Resampling.nearest)
         if scale is not None or offset is not None:
             dst.scales = (scale if scale is not None else 1.0,) * pixels.shape[0]
             dst.offsets = (offset if offset is not None else 0.0,) * pixels.shape[0]
@@ -109,19 +120,22 @@ def quicklook(
 
     step = max(1, int(np.ceil(max(data.shape[-2:]) / max_pixels)))
     view = np.asarray(data[..., ::step, ::step], dtype="float32")
+    # Straight to 8-bit RGBA: the colours of a quicklook have 256 levels anyway.
     if view.ndim == 3:
         valid = np.all(np.isfinite(view), axis=0)
         rgb = np.clip(np.nan_to_num(np.moveaxis(view, 0, -1)), 0, 1)
-        rgba = np.dstack([rgb, valid.astype("float32")])
+        pixels = np.dstack([(rgb * 255).astype("uint8"), valid.astype("uint8") * 255])
         legend = 0
     else:
         norm = np.clip((view - vmin) / (vmax - vmin), 0, 1)
-        rgba = _ramp(np.nan_to_num(norm))
-        rgba[..., 3] = np.isfinite(view)
+        # The ramp through a lookup table of 1024 steps: one gather instead of interpolating per pixel.
+        table = (_ramp(np.linspace(0, 1, 1024)) * 255).astype("uint8")
+        pixels = table[(np.nan_to_num(norm) * 1023 + 0.5).astype("uint16")]
+        pixels[..., 3] = np.isfinite(view) * np.uint8(255)
         legend = LEGEND_HEIGHT
     rows, cols = view.shape[-2:]
     canvas = Image.new("RGBA", (cols, rows + legend), (255, 255, 255, 255))
-    canvas.paste(Image.fromarray((rgba * 255).astype("uint8"), "RGBA"), (0, 0))
+    canvas.paste(Image.fromarray(pixels, "RGBA"), (0, 0))
     if legend:
         ramp = _ramp(np.linspace(0, 1, max(cols - 20, 2)))[np.newaxis, :, :]
         bar = Image.fromarray((np.repeat(ramp, 14, axis=0) * 255).astype("uint8"), "RGBA")
@@ -130,5 +144,6 @@ def quicklook(
         draw.text((10, rows + 24), f"{vmin:g}", fill=(0, 0, 0, 255))
         draw.text((max(cols - 40, 60), rows + 24), f"{vmax:g}", fill=(0, 0, 0, 255))
         draw.text((max(cols // 2 - 4 * len(label), 40), rows + 24), label, fill=(0, 0, 0, 255))
-    canvas.save(path, format="PNG")
+    # zlib level 1: a third of the default's time for a slightly larger preview
+    canvas.save(path, format="PNG", compress_level=1)
     return canvas.size

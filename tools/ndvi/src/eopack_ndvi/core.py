@@ -178,7 +178,7 @@ def run(job: NdviJob, outdir: Path) -> Path:
     epsg = job.epsg or dominant_epsg(items)
     with staged_output(outdir) as stage:
         report = stage / "dask-report.html" if job.dask_report else None
-        with dask_client() as client, performance_report(report):
+        with dask_client(profile=report is not None) as client, performance_report(report):
             cube, scl = load_reflectance(
                 items,
                 ["red", "nir"],

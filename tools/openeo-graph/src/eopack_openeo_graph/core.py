@@ -112,7 +112,7 @@ def run(job: GraphJob, outdir: Path) -> Path:
             {"load_collection": loader.load_collection, "save_result": writer.save_result}
         )
         report = stage / "dask-report.html" if job.dask_report else None
-        with dask_client() as client, performance_report(report):
+        with dask_client(profile=report is not None) as client, performance_report(report):
             log.info("running %s (%d processes) on %s", job.graph.source, len(job.graph.processes), client)
             with warnings.catch_warnings():
                 # filter_temporal turns the parser's tz-aware UTC instants into numpy's naive UTC,
