@@ -172,14 +172,29 @@ def test_podman_from_the_oci_archive_on_cwltool_and_toil_slurm_matches_docker(
     assert ref.returncode == 0, ref.stderr[-2000:]
 
     runs = {"cwltool": tmp_path / "podman-cwltool", "toil-slurm": tmp_path / "podman-slurm"}
-    for runner, outdir in runs.items():
-        state = tmp_path / f"podman-state-{runner}"  # an empty storage root: nothing loaded yet
+    states = [tmp_path / f"podman-state-{runner}" for runner in runs]
+    try:
+        _run_with_podman(eopack, job, runs, states, oci_archive)
+    finally:
+        for state in states:  # the overlay driver leaves its storage bind-mounted: reset unmounts it
+            if state.exists():
+                subprocess.run(
+                    ["podman", "system", "reset", "--force"], capture_output=True, check=False,
+                    env={**os.environ, **{k: v for k, v in podman.configure(state).items() if k != "PATH"}},
+                )  # fmt: skip
+
+
+def _run_with_podman(
+    eopack: Eopack, job: Path, runs: dict[str, Path], states: list[Path], oci_archive: Path
+) -> None:
+    for (runner, outdir), state in zip(runs.items(), states, strict=True):
+        # state: an empty storage root, nothing loaded yet
         proc = eopack(
             "run", APP, str(job), "--runner", runner, "--engine", "podman", "--outdir", str(outdir), "-q",
             env={"EOPACK_PODMAN_DIR": str(state)}, timeout=900,
         )  # fmt: skip
         assert proc.returncode == 0, (runner, proc.stderr[-3000:])
-        assert_same_outputs(tmp_path / "docker", outdir)
+        assert_same_outputs(outdir.parent / "docker", outdir)
         command = (outdir / ".eopack" / "command.txt").read_text()
         assert " --podman " in command and f"CONTAINERS_STORAGE_CONF={state / 'storage.conf'}" in command
         assert f"dockerLoad: {oci_archive}" in (outdir / ".eopack" / f"{APP}.cwl").read_text()
