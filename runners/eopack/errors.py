@@ -12,6 +12,7 @@ __all__ = [
     "PackageNotFoundError",
     "RunFailedError",
     "ServiceUnavailableError",
+    "SettingInvalidError",
     "UnknownRunnerError",
 ]
 
@@ -69,6 +70,16 @@ class ServiceUnavailableError(EopackError):
     def __init__(self, service: str, reason: str, fix: str) -> None:
         self.service, self.reason, self.fix = service, reason, fix
         super().__init__(f"{service} is not available: {reason}. {fix}")
+
+
+class SettingInvalidError(EopackError):
+    """An environment setting the user gave is malformed (exit 2: the user's to fix)."""
+
+    exit_code = 2
+
+    def __init__(self, name: str, reason: str, fix: str) -> None:
+        self.name, self.reason, self.fix = name, reason, fix
+        super().__init__(f"{name} {reason}. {fix}")
 
 
 class GatewayInputsError(EopackError):

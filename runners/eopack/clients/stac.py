@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import requests
 
-from ..errors import EopackError, ServiceUnavailableError
+from ..errors import EopackError, ServiceUnavailableError, SettingInvalidError
 from . import http
 
-__all__ = ["STRUCTURAL_RELS", "StacApi", "StacApiError", "TransactionsDisabledError", "declares_transactions"]
+__all__ = [
+    "HEADERS_ENV",
+    "STRUCTURAL_RELS",
+    "StacApi",
+    "StacApiError",
+    "TransactionsDisabledError",
+    "declares_transactions",
+    "headers_from_env",
+]
 
 STRUCTURAL_RELS = {"self", "root", "parent", "child", "item", "items", "collection"}
+HEADERS_ENV = "EOPACK_STAC_HEADERS"  # a private API's headers, one 'Name: value' a line (a secret)
 TIMEOUT = (5, 60)  # connect fast-fails on a dead host; reads may wait for pgstac
 
 
@@ -44,7 +55,8 @@ class StacApi:
 
     def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url.rstrip("/")
-        self.session = http.session(self.url)  # proxies must not see loopback
+        # proxies must not see loopback; a private API's headers as the tools send them
+        self.session = http.session(self.url, headers=headers_from_env())
         if token:  # the write token (a local stack's <state>/write-token, or EOPACK_STAC_TOKEN)
             self.session.headers["Authorization"] = f"Bearer {token}"
 
@@ -85,6 +97,34 @@ class StacApi:
                 "Pass the API's root URL (the one whose /collections and /search work).",
             )
         return doc
+
+
+def headers_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The ``Name: value`` lines of ``EOPACK_STAC_HEADERS`` (or the file ``EOPACK_STAC_HEADERS_FILE``
+    names), the headers a private STAC API wants on every request; the tools read the same setting."""
+    env = os.environ if environ is None else environ
+    text = env.get(HEADERS_ENV, "")
+    if not text.strip() and env.get(f"{HEADERS_ENV}_FILE"):
+        try:
+            text = Path(env[f"{HEADERS_ENV}_FILE"]).read_text()
+        except OSError as exc:
+            raise SettingInvalidError(
+                f"{HEADERS_ENV}_FILE", f"cannot be read ({exc.strerror})", "Name a readable file."
+            ) from None
+    headers = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            # never echo the line: it holds a credential
+            raise SettingInvalidError(
+                HEADERS_ENV,
+                "holds a line that is not 'Name: value'",
+                "Give one 'Name: value' header per line.",
+            )
+        headers[name.strip()] = value.strip()
+    return headers
 
 
 def declares_transactions(landing: Mapping[str, Any]) -> bool | None:
