@@ -342,13 +342,6 @@ class TestCwltool(RunnerContract):
         )
 
 
-TOIL_PASSWORD = (
-    "Toil never gets DASK_GATEWAY_PASSWORD to a tool (it ignores --preserve-environment and eopack writes "
-    "no secret into a run copy) and the suite's gateway has a password: run this cell against a gateway "
-    "without one (not startable here yet; see docs/security.md)"
-)
-
-
 TOIL_CANCEL = (
     "Ctrl-C stops the Toil leader but the tool's Docker container keeps running until the tool ends "
     "(Toil does not stop cwltool's containers when killed; `--runner toil` removes them itself, by the "
@@ -359,7 +352,6 @@ TOIL_CANCEL = (
 class TestToil(RunnerContract):
     runner = "toil"
     fail_args = ("--retryCount", "0")
-    gateway_password = TOIL_PASSWORD
 
     def test_run_folder_keeps_the_record_not_the_job_store(
         self, eopack: Any, runs: Any, target: Any, containers: list[str], image_server: str,
@@ -381,7 +373,6 @@ class TestToilSlurm(RunnerContract):
     cancellable = (
         "Ctrl-C on a toil-slurm run leaves its Slurm job to Toil's restart (test_slurm.py covers it)"
     )
-    gateway_password = TOIL_PASSWORD
 
     @pytest.fixture
     def target(
