@@ -10,6 +10,7 @@ writing the password itself anywhere.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import secrets
@@ -18,12 +19,15 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 import rasterio
 
 from eopack.clients import docker, s3
+from eopack.package import find_package
+from eopack.runners import secret_files
 from eopack.runners.secret_files import SECRET_ENV
 from eopack.services import s3 as s3_service
 from eopack.services import wes
@@ -236,3 +240,48 @@ def test_wes_workers_get_the_password_by_file_not_in_their_environment(
     assert "DASK_GATEWAY_PASSWORD" in wes.SECRET_WORKER_ENV
     assert set(wes.SECRET_WORKER_ENV) == set(SECRET_ENV) & set(wes.WORKER_ENV)
     assert set(wes.SECRET_WORKER_ENV) <= set(wes.WORKER_ENV)
+
+
+def _wes_engine() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("eopack_wes_engine", ROOT / "wes" / "eopack_wes_engine.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_wes_engine_gives_the_tools_their_secrets_as_hidden_files(tmp_path: Path) -> None:
+    """The WES workers' secret files reach each tool as a staged File (so also inside its container):
+    every tool gets the credentials, only Dask tools the gateway password; the copies hold paths only,
+    and cwltool accepts the wired workflow."""
+    engine = _wes_engine()
+    values = {"DASK_GATEWAY_PASSWORD": _canary(), "AWS_SECRET_ACCESS_KEY": _canary()}
+    environ = {}
+    for name, value in values.items():
+        environ[f"{name}_FILE"] = str(secret_files.write(tmp_path / "secrets", name, value))
+    files = engine.secret_files(environ)
+    assert set(files) == set(values)
+    workflows = {}
+    for app in ("ndvi", "stage-in"):  # a Dask package and one without
+        cwl = tmp_path / f"{app}.cwl"
+        cwl.write_text(json.dumps(find_package(app).copy_doc()))
+        inputs = tmp_path / f"{app}-inputs.json"
+        inputs.write_text("{}")
+        wf, job = engine.with_secrets(f"{cwl}#{app}", str(inputs), files)
+        copy, job_copy = Path(wf.partition("#")[0]), Path(job)
+        for text in (copy.read_text(), job_copy.read_text()):
+            assert not [name for name, value in values.items() if value in text]
+        tool = next(p for p in json.loads(copy.read_text())["$graph"] if p["class"] == "CommandLineTool")
+        env = {d["envName"]: d["envValue"] for r in tool["requirements"] if r.get("class") == "EnvVarRequirement" for d in r["envDef"]}  # fmt: skip
+        assert env["AWS_SECRET_ACCESS_KEY_FILE"] == "$(inputs.eopack_secret_aws_secret_access_key.path)"
+        assert ("DASK_GATEWAY_PASSWORD_FILE" in env) == (app == "ndvi"), app
+        wanted = {secret_files.input_id(n) for n in values if app == "ndvi" or n != "DASK_GATEWAY_PASSWORD"}
+        assert {k: v["path"] for k, v in json.loads(job_copy.read_text()).items()} == {
+            k: str(files[n]) for n in values if (k := secret_files.input_id(n)) in wanted
+        }
+        workflows[app] = wf
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "cwltool"), "--validate", "--quiet", workflows["ndvi"]],
+        capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]

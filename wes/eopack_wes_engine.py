@@ -11,6 +11,12 @@ with the names of EnvVarRequirement). So the variables are written into an EnvVa
 CommandLineTool of a copy of the submitted workflow, next to it, and the engine runs that copy.
 Secrets (names ending in PASSWORD or TOKEN) are never written into the copy.
 
+Secrets reach the tools the way ``eopack run`` hands them to Toil (eopack.runners.secret_files): the
+workers hold each as a mode-600 file named by ``<NAME>_FILE``; the copy gives each tool a hidden
+``File`` input per secret (the gateway password to Dask tools only) with ``<NAME>_FILE`` set to its
+path, and a copy of the inputs names the files. Toil stages them like any input, so a containerised
+tool finds its secret mounted read-only, and the value is never on a command line or in a log.
+
 Without containers the tools still find their console scripts: cwltool gives a tool run on the host
 the engine's PATH. Inside a container they see the image's PATH.
 """
@@ -24,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from eopack.package import as_list, class_name, short_id
+from eopack.runners.secret_files import DASK_SECRET_ENV, SECRET_ENV, wire
 
 TOOL_ENV = "EOPACK_WES_TOOL_ENV"  # comma-separated names of the variables tools get
 SECRET_SUFFIXES = ("PASSWORD", "TOKEN", "SECRET")
@@ -80,10 +89,47 @@ def with_tool_env(workflow: str, values: dict[str, str]) -> str:
     return f"{copy}{sep}{fragment}"
 
 
+def secret_files(environ: dict[str, str]) -> dict[str, Path]:
+    """The secrets the workers hold, by name: ``<NAME>_FILE`` set and the file there."""
+    files = {n: Path(environ[f"{n}_FILE"]) for n in SECRET_ENV if environ.get(f"{n}_FILE")}
+    return {n: p for n, p in files.items() if p.is_file()}
+
+
+def with_secrets(workflow: str, inputs: str, files: dict[str, Path]) -> tuple[str, str]:
+    """(workflow, inputs) arguments for copies whose tools get ``files`` as hidden File inputs."""
+    path, sep, fragment = workflow.partition("#")
+    source, job_path = Path(path), Path(inputs)
+    if not files or not source.is_file() or not job_path.is_file():
+        return workflow, inputs
+    doc = yaml.safe_load(source.read_text())
+    job = yaml.safe_load(job_path.read_text()) or {}
+    if not isinstance(doc, dict) or "$graph" not in doc or not isinstance(job, dict):
+        return workflow, inputs  # eopack's runners submit packed workflows; anything else is left alone
+    tools = [p for p in doc["$graph"] if p.get("class") == "CommandLineTool"]
+    dask = [
+        short_id(p.get("id", ""))
+        for p in tools
+        if any(
+            class_name(r) == "DaskGatewayRequirement"
+            for r in as_list(p.get("hints")) + as_list(p.get("requirements"))
+        )
+    ]
+    general = [n for n in files if n not in DASK_SECRET_ENV]
+    wire(doc, [short_id(p.get("id", "")) for p in tools], general, job, files)
+    if dask:  # wire() names every file in the job: only when some tool takes it
+        wire(doc, dask, [n for n in files if n in DASK_SECRET_ENV], job, files)
+    copy = source.with_name(f"{source.stem}.secrets.cwl")
+    copy.write_text(json.dumps(doc, indent=1) + "\n")
+    job_copy = job_path.with_name(f"{job_path.stem}.secrets.json")
+    job_copy.write_text(json.dumps(job, indent=1) + "\n")  # paths of the files, not their values
+    return f"{copy}{sep}{fragment}", str(job_copy)
+
+
 def main(argv: list[str]) -> int:
     engine = str(Path(sys.executable).parent / "toil-cwl-runner")
     args = list(argv)
     if len(args) >= 2 and not args[-2].startswith("-"):  # ... <workflow>#<id> <inputs.json>
+        args[-2], args[-1] = with_secrets(args[-2], args[-1], secret_files(dict(os.environ)))
         args[-2] = with_tool_env(args[-2], tool_variables(dict(os.environ)))
     os.environ.pop(TOOL_ENV, None)
     os.execv(engine, [engine, *args])  # noqa: S606 (the engine replaces this process, no shell)

@@ -194,7 +194,7 @@ def render(info: RunInfo) -> str:
 """
 
 
-def write_report(info: RunInfo) -> Path:
-    path = info.run_dir / REPORT_FILE
+def write_report(info: RunInfo, path: Path | None = None) -> Path:
+    path = path or info.run_dir / REPORT_FILE
     path.write_text(render(info))
     return path

@@ -16,8 +16,14 @@ __all__ = ["report_cmd", "write_record"]
 
 
 def write_record(run_dir: Path) -> Path:
-    """Write ``report.html`` and ``ro-crate-metadata.json`` into ``run_dir``; the report's path."""
+    """Write ``report.html`` and ``ro-crate-metadata.json`` into ``run_dir``; the report's path.
+
+    A failed run leaves nothing beside ``.eopack/`` that could look like a result: its report goes
+    into ``.eopack/report.html`` with its logs, and there is no crate of outputs it did not make.
+    """
     info = read_run(run_dir)
+    if not info.succeeded:
+        return write_report(info, run_dir / ".eopack" / "report.html")
     report = write_report(info)
     write_crate(info)
     return report
@@ -31,9 +37,8 @@ def record_after_run(run_dir: Path) -> Path | None:
     except Exception as exc:
         notice(f"could not write the run's report: {exc}")
         return None
-    notice(
-        f"report: {report} (and ro-crate-metadata.json, .eopack/usage.json) in {time.perf_counter() - started:.1f} s"
-    )
+    also = "ro-crate-metadata.json, .eopack/usage.json" if report.parent == run_dir else ".eopack/usage.json"
+    notice(f"report: {report} (and {also}) in {time.perf_counter() - started:.1f} s")
     return report
 
 
