@@ -388,8 +388,9 @@ class TestWes(RunnerContract):
     fail_args = ("--retryCount=0",)
     cancel_leaves_container = TOIL_CANCEL + " (the WES workers run Toil)"
     gateway_password = (
-        "the WES workers give tools the site's variables but never a secret, and the suite's gateway has a "
-        "password: run this cell against a gateway without one (see docs/security.md)"
+        "a WES stack hands its tools the gateway password it was started with (`eopack wes up` with "
+        "DASK_GATEWAY_PASSWORD set; the engine shim passes it by file), and the suite's stack starts "
+        "without one: the shim's wiring is tested in test_security_secrets.py"
     )
 
     @pytest.fixture
