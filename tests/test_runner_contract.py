@@ -342,13 +342,6 @@ class TestCwltool(RunnerContract):
         )
 
 
-TOIL_CANCEL = (
-    "Ctrl-C stops the Toil leader but the tool's Docker container keeps running until the tool ends "
-    "(Toil does not stop cwltool's containers when killed; `--runner toil` removes them itself, by the "
-    "work dir they mount, but a WES run's work dir is the server's); runs without the image are clean"
-)
-
-
 class TestToil(RunnerContract):
     runner = "toil"
     fail_args = ("--retryCount", "0")
@@ -386,7 +379,6 @@ class TestToilSlurm(RunnerContract):
 class TestWes(RunnerContract):
     runner = "wes"
     fail_args = ("--retryCount=0",)
-    cancel_leaves_container = TOIL_CANCEL + " (the WES workers run Toil)"
     gateway_password = (
         "a WES stack hands its tools the gateway password it was started with (`eopack wes up` with "
         "DASK_GATEWAY_PASSWORD set; the engine shim passes it by file), and the suite's stack starts "

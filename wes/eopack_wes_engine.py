@@ -17,14 +17,22 @@ workers hold each as a mode-600 file named by ``<NAME>_FILE``; the copy gives ea
 path, and a copy of the inputs names the files. Toil stages them like any input, so a containerised
 tool finds its secret mounted read-only, and the value is never on a command line or in a log.
 
+Each run gets a ``--workDir`` of its own (named after the run, inside the stack's work dir) and the
+engine runs as this process's child: when toil server cancels a run (SIGTERM), the signal is passed
+on and the tools' containers the stopped Toil left running, known by the work dir they mount, are
+removed (Toil does not stop cwltool's containers).
+
 Without containers the tools still find their console scripts: cwltool gives a tool run on the host
 the engine's PATH. Inside a container they see the image's PATH.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -125,6 +133,51 @@ def with_secrets(workflow: str, inputs: str, files: dict[str, Path]) -> tuple[st
     return f"{copy}{sep}{fragment}", str(job_copy)
 
 
+def with_work_dir(args: list[str], run_folder: Path) -> tuple[list[str], Path]:
+    """``args`` with a ``--workDir`` of this run's own: a folder named after the run inside the
+    ``--workDir`` the site gave (eopack's stack gives ``<state>/work``), else in the run's folder.
+    Its own, so that what a stopped run leaves can be told from what other runs are using."""
+    given, rest, i = None, [], 0
+    while i < len(args):
+        if args[i] == "--workDir" and i + 1 < len(args):
+            given, i = args[i + 1], i + 2
+            continue
+        if args[i].startswith("--workDir="):
+            given = args[i].split("=", 1)[1]
+        else:
+            rest.append(args[i])
+        i += 1
+    work = Path(given) / run_folder.parent.name if given else run_folder / "work"
+    work.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return [f"--workDir={work}", *rest], work
+
+
+def run_engine(cmd: list[str], work: Path) -> int:
+    """Run the engine as a child; a cancel (SIGTERM from toil server) is passed on, and then the
+    tools' containers the killed engine left running (Toil does not stop cwltool's containers) are
+    removed: they are the ones that mount this run's work dir. Ends the way the engine ended."""
+    child = subprocess.Popen(cmd)
+    stopped: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        stopped.append(signum)
+        child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    code = child.wait()
+    if stopped or code < 0:
+        from eopack.clients.docker import remove_containers_mounting
+
+        left = remove_containers_mounting(work)
+        if left:
+            print(f"eopack: removed {len(left)} tool container(s) the stopped run left", file=sys.stderr)
+    if code < 0:  # killed by a signal: die of it too, so toil server reads the same exit status
+        signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    return code
+
+
 def main(argv: list[str]) -> int:
     engine = str(Path(sys.executable).parent / "toil-cwl-runner")
     args = list(argv)
@@ -132,8 +185,12 @@ def main(argv: list[str]) -> int:
         args[-2], args[-1] = with_secrets(args[-2], args[-1], secret_files(dict(os.environ)))
         args[-2] = with_tool_env(args[-2], tool_variables(dict(os.environ)))
     os.environ.pop(TOOL_ENV, None)
-    os.execv(engine, [engine, *args])  # noqa: S606 (the engine replaces this process, no shell)
-    return 1  # not reached
+    # toil server starts each run in its own execution folder (the current directory)
+    args, work = with_work_dir(args, Path.cwd())
+    code = run_engine([engine, *args], work)
+    with contextlib.suppress(OSError):
+        work.rmdir()  # Toil empties it after a finished run; kept when something is left to look at
+    return code
 
 
 if __name__ == "__main__":
