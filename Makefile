@@ -27,7 +27,7 @@ demo: setup ## Run the main job on built-in defaults and print where the outputs
 	$(RUN) python scripts/demo.py
 
 test: check ## ruff, mypy, `eopack validate`, then the whole test suite (starts the services it needs)
-	$(RUN) pytest
+	$(RUN) pytest --durations=40
 
 check: setup ## The static checks `make test` starts with: ruff, mypy, `eopack validate`
 	$(RUN) ruff check .

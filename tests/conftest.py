@@ -12,11 +12,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from jobs import job_for
 
 from eopack import images
 from eopack.errors import ServiceUnavailableError
@@ -33,6 +35,7 @@ from eopack_cli import Eopack
 __all__ = [
     "Eopack",
     "built_images",
+    "cwltool_reference",
     "dask_gateway",
     "eopack",
     "root",
@@ -62,6 +65,32 @@ def root() -> Path:
 def eopack() -> Eopack:
     """Run ``eopack ARGS...``; returns the CompletedProcess (exit code, stdout, stderr)."""
     return Eopack(ROOT)
+
+
+@pytest.fixture(scope="session")
+def cwltool_reference(
+    eopack: Eopack, image_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """``reference(app)``: the outdir of one cwltool ``--no-container`` run of the package's test job
+    (tests/support/jobs.py), made on first use and shared by every suite that compares a runner's
+    outputs with cwltool's (the contract, Slurm and WES suites): one reference run per package."""
+    folder = tmp_path_factory.mktemp("cwltool-reference")
+    made: dict[str, Path] = {}
+    locks: dict[str, threading.Lock] = {p.name: threading.Lock() for p in list_packages()}
+
+    def reference(app: str) -> Path:
+        with locks[app]:
+            if app not in made:
+                job = job_for(
+                    next(p for p in list_packages() if p.name == app), folder / "jobs", image_server
+                )
+                outdir = folder / app
+                proc = eopack("run", app, str(job), "--no-container", "--outdir", str(outdir), "-q")
+                assert proc.returncode == 0, f"cwltool reference run of {app} failed:\n{proc.stderr[-2000:]}"
+                made[app] = outdir
+            return made[app]
+
+    return reference
 
 
 # ------------------------------------------------------------------ package images

@@ -25,7 +25,6 @@ PLAIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXEMPT = {
     "make demo": "the quick start itself: it made the environment these commands run in",
     "make test": "the quick start itself: it runs this test",
-    "uv run eopack run convert-url": "needs the internet (a public image); the tests run convert-url on a loopback server",
     "uv run eopack new water-mask --dask": "changes the workspace (pyproject, uv.lock); tests/test_scaffold.py runs it in a copy",
 }
 

@@ -13,7 +13,8 @@ Dask cluster or the gateway. The contract:
 
 A cell that cannot run here is skipped with how to enable it. Cheap jobs only: convert-url on the
 session's loopback image server, and ndvi's sample job for the Dask cells; each heavy run happens once
-per cell (module-scoped cache), and the reference runs once per package.
+per cell (module-scoped cache), and the reference runs once per package (shared with the Slurm and
+WES suites).
 """
 
 from __future__ import annotations
@@ -66,21 +67,9 @@ def tool_processes(tag: str) -> list[int]:
 
 
 @pytest.fixture(scope="session")
-def reference(
-    eopack: Any, image_server: str, sample_catalog: Path, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Path]:
-    """One cwltool ``--no-container`` run per package: the outputs every cell is compared with."""
-    tmp = tmp_path_factory.mktemp("reference")
-    jobs = {
-        "convert-url": convert_job(tmp, image_server),
-        "ndvi": find_package("ndvi").default_job,
-    }
-    out = {}
-    for app, job in jobs.items():
-        proc = eopack("run", app, str(job), "--no-container", "--outdir", str(tmp / app), "-q")
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        out[app] = tmp / app
-    return out
+def reference(cwltool_reference: Any) -> dict[str, Path]:
+    """The outputs every cell is compared with: the session's one cwltool run per package."""
+    return {app: cwltool_reference(app) for app in ("convert-url", "ndvi")}
 
 
 @pytest.fixture(scope="module")
@@ -165,15 +154,21 @@ class RunnerContract:
 
     # ---------------------------------------------------------------- convert-url
 
+    def convert_run(
+        self, eopack: Any, runs: Any, target: Any, containers: list[str], image_server: str,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> tuple[subprocess.CompletedProcess[str], Path]:  # fmt: skip
+        """This cell's successful convert-url run (made once, read by every test that needs it)."""
+        key = (self.runner, "convert-url", *containers)
+        tmp = runs[key][1].parent if key in runs else tmp_path_factory.mktemp(f"{self.runner}-ok")
+        job = convert_job(tmp, image_server)
+        return self.run(eopack, runs, target, containers, tmp / "run", "convert-url", job, key=key)
+
     def test_success_matches_cwltool(
         self, eopack: Any, runs: Any, target: Any, containers: list[str], image_server: str,
         reference: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
     ) -> None:  # fmt: skip
-        tmp = tmp_path_factory.mktemp(f"{self.runner}-ok")
-        proc, outdir = self.run(
-            eopack, runs, target, containers, tmp / "run", "convert-url", convert_job(tmp, image_server),
-            key=(self.runner, "convert-url", *containers),
-        )  # fmt: skip
+        proc, outdir = self.convert_run(eopack, runs, target, containers, image_server, tmp_path_factory)
         assert proc.returncode == 0, proc.stderr[-3000:]
         catalog = Path(last_line(proc.stdout))
         assert catalog == outdir / "converted_image" / "catalog.json", proc.stdout
@@ -292,15 +287,27 @@ TOIL_PASSWORD = (
 
 TOIL_CANCEL = (
     "Ctrl-C stops the Toil leader but the tool's Docker container keeps running until the tool ends "
-    "(Toil does not stop cwltool's containers when killed); runs without the image are clean"
+    "(Toil does not stop cwltool's containers when killed; `--runner toil` removes them itself, by the "
+    "work dir they mount, but a WES run's work dir is the server's); runs without the image are clean"
 )
 
 
 class TestToil(RunnerContract):
     runner = "toil"
     fail_args = ("--retryCount", "0")
-    cancel_leaves_container = TOIL_CANCEL
     gateway_password = TOIL_PASSWORD
+
+    def test_run_folder_keeps_the_record_not_the_job_store(
+        self, eopack: Any, runs: Any, target: Any, containers: list[str], image_server: str,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> None:  # fmt: skip
+        proc, outdir = self.convert_run(eopack, runs, target, containers, image_server, tmp_path_factory)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        meta = outdir / ".eopack"
+        assert {"toil.log", "command.txt", "outputs.json", "convert-url.cwl", "job.yml"} <= {
+            p.name for p in meta.iterdir()
+        }
+        assert not (meta / "jobstore").exists() and not (meta / "out").exists()
 
 
 @pytest.mark.slurm

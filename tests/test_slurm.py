@@ -1,9 +1,10 @@
 """Every package through `eopack run --runner toil-slurm` on a real single-node Slurm (marker `slurm`).
 
 Proof that Slurm ran the tools, not Toil's local scheduler: the tool's job appears in the cluster's
-history (`squeue -t all`, kept by MinJobAge) under Toil's job name. Outputs are compared with a cwltool
-run of the same job: same files, same pixels, same STAC apart from timestamps and run paths.
-Wall times of both runs are written to runs/benchmarks/hpc-timings.json (reported, never asserted).
+history (`squeue -t all`, kept by MinJobAge) under Toil's job name. Outputs are compared with the
+session's cwltool run of the same job (the ``cwltool_reference`` fixture, shared with the other runner
+suites): same files, same pixels, same STAC apart from timestamps and run paths.
+Wall times of the Slurm runs are written to runs/benchmarks/hpc-timings.json (reported, never asserted).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from jobs import job_for
 from outputs import assert_same_outputs
 
 from eopack.package import Package, list_packages, short_id, staging_role
@@ -36,15 +38,6 @@ def timed(eopack: Eopack, *args: str) -> tuple[subprocess.CompletedProcess[str],
     start = time.monotonic()
     proc = eopack(*args, timeout=600)
     return proc, time.monotonic() - start
-
-
-def job_for(pkg: Package, folder: Path, image_server: str) -> Path:
-    """The package's default job; convert-url's fetches from the test's image server (no internet)."""
-    if pkg.name != "convert-url":
-        return pkg.default_job
-    job = folder / f"{pkg.name}.yml"
-    job.write_text(f"fn: resize\nurl: {image_server}/sample-rgb.png\nsize: 50%\n")
-    return job
 
 
 def slurm_jobs() -> dict[str, tuple[str, str]]:
@@ -90,22 +83,21 @@ def test_package_on_slurm_matches_cwltool(
     slurm_cluster: slurm.SlurmCluster,
     tmp_path: Path,
     image_server: str,
-    sample_catalog: Path,
+    cwltool_reference: Callable[[str], Path],
 ) -> None:
     job = job_for(pkg, tmp_path, image_server)
-    ref, t_cwltool = timed(eopack, "run", pkg.name, str(job), "--outdir", str(tmp_path / "cwltool"), "-q")
-    assert ref.returncode == 0, ref.stderr[-2000:]
+    reference = cwltool_reference(pkg.name)
     before = slurm_jobs()
     proc, t_slurm = timed(
         eopack, "run", pkg.name, str(job), "--runner", "toil-slurm", "--outdir", str(tmp_path / "slurm"), "-q"
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    TIMINGS[pkg.name] = {"cwltool": round(t_cwltool, 1), "toil-slurm": round(t_slurm, 1)}
+    TIMINGS[pkg.name] = {"toil-slurm": round(t_slurm, 1)}
 
     catalog = Path(proc.stdout.strip().splitlines()[-1])
     assert catalog.is_relative_to(tmp_path / "slurm") and catalog.name == "catalog.json"
     assert validate_tree(catalog.parent).ok
-    assert_same_outputs(tmp_path / "cwltool", tmp_path / "slurm")
+    assert_same_outputs(reference, tmp_path / "slurm")
 
     new = {jid: v for jid, v in slurm_jobs().items() if jid not in before}
     tools = [short_id(t.get("id", "")) for t in pkg.tools]

@@ -1,4 +1,4 @@
-"""The Toil runners: the command they build, `--print-command`, guards, and a real single-machine run.
+"""The Toil runners: the command they build, `--print-command` and the guards (real runs: the contract).
 
 Slurm runs are in test_slurm.py (marker `slurm`), HTCondor in test_htcondor.py (marker `htcondor`).
 """
@@ -10,16 +10,13 @@ import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from eopack.errors import ServiceUnavailableError
 from eopack.package import find_package
 from eopack.runners import REGISTRY, RunOptions, RunStatus, get_runner
 from eopack.runners.toil import ToilRunner, user_gave
 from eopack_cli import Eopack
-from eopack_eo_common.stac import validate_tree
 
 VENV_BIN = str(Path(sys.executable).parent)
 
@@ -138,34 +135,5 @@ def test_unavailable_runner_says_how_to_enable_it(job: Path, tmp_path: Path) -> 
     assert "Or use one of: cwltool, toil." in str(info.value)
 
 
-def test_single_machine_run(job: Path, tmp_path: Path, images: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EOPACK_ALLOW_PRIVATE_URLS", "1")
-    result = get_runner("toil").run(
-        find_package("convert-url"), job, RunOptions(outdir=tmp_path / "r", no_container=True, quiet=True)
-    )
-    assert result.ok, result.errors
-    out = tmp_path / "r" / "converted_image"
-    assert result.catalog == out / "catalog.json" and validate_tree(out).ok
-    pixels = np.asarray(Image.open(out / "sample-rgb" / "sample-rgb.png"))
-    np.testing.assert_array_equal(pixels, np.load(images / "sample-rgb-half.npy"))
-    meta = tmp_path / "r" / ".eopack"
-    assert {"toil.log", "command.txt", "outputs.json", "convert-url.cwl", "job.yml"} <= {
-        p.name for p in meta.iterdir()
-    }
-    assert not (meta / "jobstore").exists() and not (meta / "out").exists()
-
-
-def test_single_machine_failure_surfaces_the_tool_line(
-    tmp_path: Path, image_server: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("EOPACK_ALLOW_PRIVATE_URLS", "1")
-    job = tmp_path / "job.yml"
-    job.write_text(f"fn: resize\nurl: {image_server}/sample-rgb.png\nsize: 0%\n")
-    result = get_runner("toil").run(
-        find_package("convert-url"),
-        job,
-        RunOptions(outdir=tmp_path / "r", no_container=True, quiet=True, extra_args=["--retryCount", "0"]),
-    )
-    assert result.status is RunStatus.FAILED and result.exit_code == 1
-    assert "convert-url: error: size percentage must be above 0% and at most 1000%; got '0%'" in result.errors
-    assert not (tmp_path / "r" / "converted_image").exists()
+# Runs on Toil (success with cwltool's outputs, the tool's one-line failure, the run folder's record,
+# Ctrl-C, Dask) are cells of the runner contract: tests/test_runner_contract.py::TestToil.

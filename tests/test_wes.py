@@ -23,14 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobs import job_for
 
 from eopack.clients.wes import WesAuthError, WesClient
-from eopack.job import load_job
 from eopack.package import Package, list_packages, staging_role
 from eopack.runners import RunOptions, RunStatus, get_runner
 from eopack.runners.base import RunResult, prepare
 from eopack.runners.wes import engine_parameters, split_options
-from eopack.sample_data import ensure_for_job
 from eopack.services import _proc, wes
 
 pytestmark = pytest.mark.wes
@@ -54,16 +53,6 @@ def wes_env(wes_service: wes.WesService, monkeypatch: pytest.MonkeyPatch) -> wes
     monkeypatch.setenv("WES_USER", wes_service.user)
     monkeypatch.setenv("WES_PASSWORD", wes_service.password_file.read_text().strip())
     return wes_service
-
-
-def job_for(package: Package, tmp: Path, image_server: str) -> Path:
-    """The package's default job; convert-url's points at the session's loopback image server."""
-    if package.name == "convert-url":
-        path = tmp / "convert-url.yml"
-        path.write_text(f"fn: resize\nurl: {image_server}/sample-rgb.png\nsize: 50%\n")
-        return path
-    ensure_for_job(load_job(package.default_job))
-    return package.default_job
 
 
 def tree(folder: Path, rename: tuple[str, str] = ("", "")) -> dict[str, str]:
@@ -173,45 +162,52 @@ def test_server_pin_matches_the_requirements_file() -> None:
 
 @pytest.fixture(scope="module")
 def every_package(
-    wes_service: wes.WesService, image_server: str, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, tuple[RunResult, RunResult, float]]:
-    """Each package once via WES and once with cwltool, all at the same time (bounded wall time)."""
+    wes_service: wes.WesService,
+    image_server: str,
+    cwltool_reference: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[RunResult, Path, float]]:
+    """Each package once via WES, all at the same time (bounded wall time), with its cwltool reference."""
     tmp = tmp_path_factory.mktemp("every")
     os.environ["WES_USER"] = wes_service.user
     os.environ["WES_PASSWORD"] = wes_service.password_file.read_text().strip()
     try:
 
-        def both(name: str) -> tuple[RunResult, RunResult, float]:
+        def via_wes(name: str) -> tuple[RunResult, float]:
             package = PACKAGES[name]
-            job = job_for(package, tmp, image_server)
             started = time.monotonic()
-            via_wes = run(package, "wes", job, tmp / name / "wes", "--wes-url", wes_service.url)
-            took = time.monotonic() - started
-            reference = run(package, "cwltool", job, tmp / name / "cwltool")
-            return via_wes, reference, took
+            result = run(
+                package,
+                "wes",
+                job_for(package, tmp, image_server),
+                tmp / name / "wes",
+                "--wes-url",
+                wes_service.url,
+            )
+            return result, time.monotonic() - started
 
         for name in PACKAGES:  # sample data is generated once, before the threads
             job_for(PACKAGES[name], tmp, image_server)
         with ThreadPoolExecutor(len(PACKAGES)) as pool:
-            return dict(zip(PACKAGES, pool.map(both, PACKAGES), strict=True))
+            done = dict(zip(PACKAGES, pool.map(via_wes, PACKAGES), strict=True))
     finally:
         os.environ.pop("WES_USER", None)
         os.environ.pop("WES_PASSWORD", None)
+    return {name: (result, cwltool_reference(name), took) for name, (result, took) in done.items()}
 
 
 @pytest.mark.parametrize("app", sorted(PACKAGES))
 def test_every_package_completes_via_wes_with_the_cwltool_outputs(
-    app: str, every_package: dict[str, tuple[RunResult, RunResult, float]]
+    app: str, every_package: dict[str, tuple[RunResult, Path, float]]
 ) -> None:
     via_wes, reference, took = every_package[app]
-    assert reference.ok, reference.errors
     assert via_wes.ok, via_wes.errors
     record = json.loads((via_wes.run_dir / ".eopack" / "wes-run-log.json").read_text())
     assert record["state"] == "COMPLETE"
     assert via_wes.catalog is not None and via_wes.catalog.exists()
-    for key, value in reference.outputs.items():
+    for key, value in json.loads((reference / ".eopack" / "outputs.json").read_text()).items():
         if isinstance(value, dict) and value.get("class") == "Directory":
-            ours, theirs = via_wes.run_dir / key, reference.run_dir / key
+            ours, theirs = via_wes.run_dir / key, reference / key
             staged = {p.name for p in ours.iterdir() if p.is_dir()} - {
                 p.name for p in theirs.iterdir() if p.is_dir()
             }

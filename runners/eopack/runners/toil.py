@@ -28,11 +28,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..clients import slurm
+from ..clients import docker, slurm
 from ..console import notice
 from ..errors import ServiceUnavailableError
 from ..package import Package, as_list, class_name, repo_root
-from .base import FORWARDED_ENV, Prepared, RunOptions, RunResult, execute, prepare
+from .base import FORWARDED_ENV, Prepared, RunOptions, RunResult, RunStatus, execute, prepare
 
 __all__ = [
     "HTCONDOR_NEEDS",
@@ -138,7 +138,13 @@ class ToilRunner:
                 "that folder must be on storage every node shares (set --outdir)"
             )
         (prepared.meta / "work").mkdir(parents=True, exist_ok=True)
-        return execute(prepared, self.command(prepared), "toil")
+        result = execute(prepared, self.command(prepared), "toil")
+        if result.status is RunStatus.KILLED and prepared.use_containers:
+            # Toil does not stop cwltool's containers when it is killed; they mount its work dir.
+            left = docker.remove_containers_mounting(prepared.meta / "work")
+            if left:
+                notice(f"{self.name}: removed {len(left)} tool container(s) the killed run left running")
+        return result
 
     def _check_restart(self, prepared: Prepared) -> None:
         """Fail early and say what to do when a job store is left from an earlier run of this dir."""
