@@ -5,7 +5,7 @@ forward are derived from that path, and slurmctld/slurmd listen inside their nam
 coexists with the single-node Slurm other suites use. Everything is asserted from Slurm's own
 records: the job completion log (``jobcomp/filetxt``: one line per job end, with its node list).
 
-Kept lean: one light package (openeo-graph, ~25 s of work), one cwltool reference shared by both runs.
+Kept lean: one light package (openeo-graph, ~25 s of work), the session's shared cwltool reference (conftest cwltool_reference).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -64,11 +64,9 @@ def env(cluster: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def reference(eopack: Eopack, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("cwltool") / "run"
-    proc = eopack("run", APP, "--outdir", str(out), "-q", timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
+def reference(cwltool_reference: Callable[[str], Path]) -> Path:
+    """The session's one cwltool --no-container run of APP (shared with the contract and WES suites)."""
+    return cwltool_reference(APP)
 
 
 def test_nodes_are_namespaces_with_their_own_addresses(cluster: Path, env: dict[str, str]) -> None:
