@@ -134,7 +134,7 @@ def test_runs_spread_over_nodes_and_survive_a_node_killed_mid_run(
     assert all(j["Name"].startswith("toil_job_") for j in jobcomp(cluster)[before:]), ends
     assert next(e for e in ends if e[0] == job) == (job, "NODE_FAIL", node), ends
     completed = [e for e in ends if e[1] == "COMPLETED"]
-    assert len(completed) == 2 and all(e[2] != node for e in completed), ends
+    assert len(completed) >= 2 and all(e[2] != node for e in completed), ends  # one per run at least
     assert len({e[2] for e in ends}) >= 2, ends  # the jobs ran on more than one node
     states = slurm.status(cluster).node_states
     assert states[node].startswith("down"), states
