@@ -29,8 +29,8 @@ from eopack.clients import docker, s3
 from eopack.package import find_package
 from eopack.runners import secret_files
 from eopack.runners.secret_files import SECRET_ENV
+from eopack.services import _proc, wes
 from eopack.services import s3 as s3_service
-from eopack.services import wes
 from eopack.services.wes import _Layout, _worker_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,3 +285,51 @@ def test_wes_engine_gives_the_tools_their_secrets_as_hidden_files(tmp_path: Path
         capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_wes_stack_hands_its_secrets_to_the_tools_by_file_and_leaks_nothing(
+    tmp_path: Path, canaries: Canaries, s3_object: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The site's secrets are the stack's (`eopack wes up` with them set): the workers hold them as
+    0600 files, the engine shim stages them to each tool (inside its container too). The client has
+    none; no file of the run or the stack (but the secret files) and no command line shows one."""
+    modes = ["no-container"] + (
+        ["container"] if docker.daemon_answers() and docker.image_exists(IMAGE) else []
+    )
+    for name, value in {**canaries.env, "EOPACK_ALLOW_PRIVATE_URLS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    state = tmp_path / "wes-state"
+    state.mkdir(mode=0o700)
+    with PsWatch() as ps:
+        service = wes.up(state, port=_proc.free_port(), workers=1)
+        try:
+            for name in canaries.env:
+                monkeypatch.delenv(name)
+            client_env = {
+                **os.environ,
+                "WES_USER": service.user,
+                "WES_PASSWORD": service.password_file.read_text().strip(),
+                "TMPDIR": str(tmp_path),
+            }
+            for mode in modes:
+                folder = tmp_path / mode
+                folder.mkdir()
+                cwl = _package(folder, canaries.s3_url)
+                job = folder / "job.yml"
+                job.write_text("workers: 1\nmemory: 1G\n")
+                flags = ["--no-container"] if mode == "no-container" else []
+                proc = subprocess.run(
+                    [sys.executable, "-m", "eopack", "run", str(cwl), str(job), "--runner", "wes",
+                     "--wes-url", service.url, "--outdir", str(folder / "run"),
+                     "--dask-gateway-url", "http://127.0.0.1:9", *flags],
+                    capture_output=True, text=True, env=client_env, check=False, timeout=600,
+                )  # fmt: skip
+                assert proc.returncode == 0, f"{mode}: {proc.stderr[-3000:]}"
+                _assert_received(folder, canaries, s3_object[1], by_file=True)
+                assert canaries.leaks_in(proc.stdout + proc.stderr) == [], mode
+        finally:
+            wes.down(state)
+    held = {state / name.lower() for name in SECRET_ENV}  # the stack's own 0600 secret files
+    for value in canaries.values.values():
+        assert [p for p in _leaks(value, tmp_path) if Path(p) not in held] == []
+    assert len(ps.seen) > 3 and not any(canaries.leaks_in(snapshot) for snapshot in ps.seen)
