@@ -85,9 +85,11 @@ def test_readme_command_works_in_a_plain_shell(command: str) -> None:
     assert proc.returncode == 0, f"`{command}` exited {proc.returncode}:\n{proc.stderr[-3000:]}"
     if command.startswith("uv run eopack run "):
         lines = proc.stdout.strip().splitlines()
-        if "--publish" in command:  # the published collection's STAC Browser page comes last
-            assert "/browser/" in lines[-1] and lines[-1].startswith("http://127.0.0.1:"), proc.stdout
-            lines = lines[:-1]
+        if "--publish" in command:  # then the collection's URL (and its STAC Browser page, when built)
+            urls = [line for line in lines if line.startswith("http://127.0.0.1:")]
+            assert urls and urls == lines[-len(urls) :], proc.stdout
+            assert urls[0].endswith("/collections/ndvi"), proc.stdout
+            lines = lines[: -len(urls)]
         catalog = Path(next(line for line in reversed(lines) if line.endswith("catalog.json")))
         assert catalog.is_file(), proc.stdout
 
