@@ -28,10 +28,10 @@ import rasterio
 from eopack.clients import docker, s3
 from eopack.package import find_package
 from eopack.runners import secret_files
-from eopack.runners.secret_files import SECRET_ENV
 from eopack.services import _proc, wes
 from eopack.services import s3 as s3_service
 from eopack.services.wes import _Layout, _worker_env
+from eopack.tool_env import SECRET_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO = ROOT / "tests/data/packages/dask-echo/dask-echo.cwl"

@@ -74,7 +74,11 @@ def test_a_malformed_setting_is_one_line_without_the_secret(monkeypatch: pytest.
 
 def test_publish_says_so_in_one_line_and_exits_2(eopack: Eopack, sample_catalog: Path) -> None:
     proc = eopack(
-        "publish", str(sample_catalog), "--stac-api", "http://127.0.0.1:9", env={HEADERS_ENV: f"Bad line {CANARY}"}
+        "publish",
+        str(sample_catalog),
+        "--stac-api",
+        "http://127.0.0.1:9",
+        env={HEADERS_ENV: f"Bad line {CANARY}"},
     )
     assert proc.returncode == 2, proc.stderr
     assert f"{HEADERS_ENV} holds a line that is not 'Name: value'" in proc.stderr

@@ -40,7 +40,8 @@ from typing import Any
 import yaml
 
 from eopack.package import as_list, class_name, short_id
-from eopack.runners.secret_files import DASK_SECRET_ENV, SECRET_ENV, wire
+from eopack.runners.secret_files import wire
+from eopack.tool_env import DASK_SECRET_ENV, SECRET_ENV
 
 TOOL_ENV = "EOPACK_WES_TOOL_ENV"  # comma-separated names of the variables tools get
 SECRET_SUFFIXES = ("PASSWORD", "TOKEN", "SECRET")

@@ -42,9 +42,9 @@ from ..package import (
     service_state_dir,
     short_id,
 )
+from ..tool_env import ASSET_ENV, DASK_SECRET_ENV, SECRET_ENV, SETTINGS_ENV
 from . import secret_files
 from .engine import check_engine, engine_env, use_archives
-from .secret_files import DASK_SECRET_ENV, SECRET_ENV
 
 __all__ = [
     "FORWARDED_ENV",
@@ -299,24 +299,9 @@ def tool_commands(package: Package) -> list[str]:
 
 # ------------------------------------------------------------------ the preparation every CWL engine shares
 
-# Variables a user sets for the tools, forwarded through the engine's clean environment. The gateway's
-# credentials go this way (by name on the command line) and never into the run copy or a log.
-# Asset access (issue 20): the object store's endpoint and options, the href modifier; their
-# credentials are in SECRET_ENV (secret_files), which is forwarded too (by name, or by file).
-FORWARDED_ENV = (
-    "EOPACK_ALLOW_PRIVATE_URLS",
-    "DASK_CLUSTER",
-    "DASK_GATEWAY_USER",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_S3_ENDPOINT",
-    "AWS_ENDPOINT_URL",
-    "AWS_HTTPS",
-    "AWS_VIRTUAL_HOSTING",
-    "AWS_NO_SIGN_REQUEST",
-    "EOPACK_HREF_MODIFIER",
-    *SECRET_ENV,
-)
+# Variables a user sets for the tools, forwarded through the engine's clean environment (tool_env.py);
+# the secrets among them never go into the run copy or a log (by name, or by file).
+FORWARDED_ENV = (*SETTINGS_ENV, *ASSET_ENV, *SECRET_ENV)
 
 
 def container_decision(

@@ -17,27 +17,9 @@ from typing import Any
 
 from ..dask import set_env
 from ..package import as_list, short_id
+from ..tool_env import DASK_SECRET_ENV, SECRET_ENV  # re-exported: one list (tool_env.py)
 
 __all__ = ["DASK_SECRET_ENV", "SECRET_ENV", "input_id", "remove", "wire", "write"]
-
-# Variables that are secret: passed by file in container mode (and always by Toil, which forwards
-# no variable by name), never written into the run copy or onto a command line. One list for every
-# credential a tool may need: the gateway password, object-store keys, headers for private HTTP and
-# STAC APIs, Planetary Computer's key (eo-common's access.py reads each, or its <NAME>_FILE).
-SECRET_ENV = (
-    "DASK_GATEWAY_PASSWORD",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "EOPACK_ASSET_HEADERS",
-    "EOPACK_STAC_HEADERS",
-    "GDAL_HTTP_HEADERS",
-    "GDAL_HTTP_BEARER",
-    "GDAL_HTTP_USERPWD",
-    "PC_SDK_SUBSCRIPTION_KEY",
-)
-# Of those, the ones only a tool with a Dask requirement gets; the others go to every tool.
-DASK_SECRET_ENV = ("DASK_GATEWAY_PASSWORD",)
 
 
 def input_id(name: str) -> str:

@@ -32,9 +32,9 @@ from ..clients import docker, slurm
 from ..console import notice
 from ..errors import ServiceUnavailableError
 from ..package import Package, as_list, class_name, repo_root
+from ..tool_env import SECRET_ENV
 from .base import FORWARDED_ENV, Prepared, RunOptions, RunResult, RunStatus, execute, prepare
 from .engine import engine_flags
-from .secret_files import SECRET_ENV
 
 __all__ = [
     "HTCONDOR_NEEDS",

@@ -50,6 +50,7 @@ from .. import package
 from ..clients import wes as client
 from ..clients.wes import API_PATH, STATE_DIR_ENV, WesClient
 from ..errors import EopackError, ServiceUnavailableError
+from ..tool_env import ASSET_ENV, SECRET_ENV, SETTINGS_ENV
 from . import _proc, slurm
 from .base import (
     JsonState,
@@ -93,47 +94,21 @@ SETUP_FIX = "Run `make setup` as root: scripts/bootstrap.sh installs redis-serve
 # get them, and wes/eopack_wes_engine.py names them to the tools (secrets excepted). Nothing else of
 # the workers' environment reaches a tool (a host PATH in a container hides the image's tools).
 WORKER_ENV = (
-    "EOPACK_ALLOW_PRIVATE_URLS",
-    "DASK_CLUSTER",
-    "DASK_GATEWAY_USER",
-    "DASK_GATEWAY_PASSWORD",
+    *SETTINGS_ENV,
     "DASK_GATEWAY_PROXY_ADDRESS",
     "SLURM_CONF",
     "TOIL_SLURM_ARGS",
     "TOIL_SLURM_PE",
     "EOPACK_GATEWAY_STATE_DIR",
-    # Asset access (issue 20); the credentials are among SECRET_WORKER_ENV.
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_S3_ENDPOINT",
-    "AWS_ENDPOINT_URL",
-    "AWS_HTTPS",
-    "AWS_VIRTUAL_HOSTING",
-    "AWS_NO_SIGN_REQUEST",
-    "EOPACK_HREF_MODIFIER",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "EOPACK_ASSET_HEADERS",
-    "EOPACK_STAC_HEADERS",
-    "PC_SDK_SUBSCRIPTION_KEY",
+    *ASSET_ENV,
+    *SECRET_ENV,
 )
 
 # Runs' folders, job stores, logs and the state store hold users' inputs and results: the server and
 # the workers create them readable by the service user only (issue 21 #17).
 PRIVATE_UMASK = 0o077
 # Of those, the secrets: never in the workers' environment, a mode-600 file named by <NAME>_FILE.
-# The same names as runners/secret_files.SECRET_ENV (services may not import runners; a test
-# keeps the two equal on the names WORKER_ENV carries).
-SECRET_WORKER_ENV = (
-    "DASK_GATEWAY_PASSWORD",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "EOPACK_ASSET_HEADERS",
-    "EOPACK_STAC_HEADERS",
-    "PC_SDK_SUBSCRIPTION_KEY",
-)
+SECRET_WORKER_ENV = SECRET_ENV
 
 
 # ------------------------------------------------------------------ public results
