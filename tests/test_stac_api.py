@@ -226,3 +226,20 @@ def test_down_leaves_no_process_and_status_says_down(stac_api: StacStack) -> Non
     assert os.path.isdir(stac_api.state_dir / "pgdata"), "down keeps the database for the next up"
     again = up(stac_api.data_dir, stac_api.state_dir)  # same ports: they are remembered in the state dir
     assert again.api_url == stac_api.api_url and status(stac_api.state_dir).up
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user (postgres)")
+def test_a_checkout_closed_to_postgres_keeps_its_stack_in_var_lib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone under /root (or any mode-700 folder): `eopack stac up` still works with no --state-dir."""
+    from eopack.services.stac import default_state_dir
+
+    closed = tmp_path / "closed"
+    (closed / "x" / "app-packages").mkdir(parents=True)
+    closed.chmod(0o700)
+    monkeypatch.setenv("EOPACK_HOME", str(closed / "x"))
+    state = default_state_dir()
+    assert state.parent == Path("/var/lib/eopack") and state.name.startswith("stac-")
+    monkeypatch.setenv("EOPACK_HOME", str(Path(__file__).resolve().parents[1]))
+    assert default_state_dir() != state  # one per checkout

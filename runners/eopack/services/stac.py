@@ -175,8 +175,21 @@ class _State(JsonState):
 
 
 def default_state_dir() -> Path:
-    """``<repo>/runs/services/stac``: next to the runs, ignored by git, removed by ``make clean``."""
-    return package.repo_root() / "runs" / "services" / "stac"
+    """``<repo>/runs/services/stac``: next to the runs, ignored by git, removed by ``make clean``.
+
+    As root, PostgreSQL runs as the postgres user, who must walk down to its data dir: a checkout in
+    ``/root`` or in a mode-700 folder is closed to it, so the stack of such a checkout lives in
+    ``/var/lib/eopack/stac-<hash of the checkout's path>`` instead (one per checkout).
+    """
+    local = package.repo_root() / "runs" / "services" / "stac"
+    try:
+        closed = bool(_traversal_problems(local))
+    except KeyError:  # no postgres user: preflight says what to install
+        closed = False
+    if not closed:
+        return local
+    digest = hashlib.sha256(str(package.repo_root().resolve()).encode()).hexdigest()[:12]
+    return Path("/var/lib/eopack") / f"stac-{digest}"
 
 
 def default_data_dir() -> Path:
