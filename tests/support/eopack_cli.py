@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -57,4 +58,11 @@ class Eopack:
             text=True,
             env=self.env(env, allow_private),
             cwd=self.cwd,
+            # A user's Ctrl-C must reach it even when the suite itself runs in the background of a
+            # non-interactive shell, which starts its children with SIGINT ignored (inherited).
+            preexec_fn=_default_sigint,
         )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
