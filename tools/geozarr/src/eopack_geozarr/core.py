@@ -97,7 +97,9 @@ def run(job: GeozarrJob, outdir: Path, verbose: bool = False) -> Outcome:
             convert(job, tree, store, verbose)
         fixed = 0
         if job.layout == "generic":
+            log.info("fixing the overview grids")
             fixed = fix_overview_grids(store, job.groups)
+        log.info("verifying %d group(s) level by level", len(job.groups))
         levels = verify(tree, store, job, crs)
         if job.layout == "s2-optimized":
             levels = s2_levels(store, job)

@@ -13,6 +13,7 @@ import xarray as xr
 import zarr
 
 from eopack_eo_common.errors import ToolError
+from eopack_eo_common.progress import Progress
 
 from .job import GeozarrJob
 
@@ -200,6 +201,7 @@ def verify(tree: xr.DataTree, store: Path, job: GeozarrJob, crs: Mapping[str, st
             )
         levels: list[Level] = []
         datasets: dict[str, xr.Dataset] = {}
+        progress = Progress(f"{group} level", len(layout), log)
         for entry in layout:
             path = _level_path(gpath, entry["asset"])
             if path not in root:
@@ -224,6 +226,7 @@ def verify(tree: xr.DataTree, store: Path, job: GeozarrJob, crs: Mapping[str, st
             t = entry.get("spatial:transform")
             transform = tuple(float(v) for v in t) if t else _transform_of(ds)
             levels.append(Level(path, (ds.sizes["y"], ds.sizes["x"]), transform))  # type: ignore[arg-type]
+            progress.advance(f"{path} {ds.sizes['x']}x{ds.sizes['y']} checked")
         result[group] = levels
         log.info("verified %s: %d level(s), level 0 equals the input", group, len(levels))
     return result
