@@ -617,6 +617,9 @@ def _served_folders(layout: _Layout, data_dir: Path) -> list[Path]:
 
 def _worker_group(layout: _Layout, data_dir: Path) -> int | None:
     """The group nginx's workers run in when that is not our own (root's workers as ``nobody``)."""
+    # the same folders, as they will be, as nginx's `user` line is decided from (_start_nginx makes
+    # published/): deciding before it exists gave a 700 socket folder to `nobody` workers
+    layout.published.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0 or not all(_others_can_read(f) for f in _served_folders(layout, data_dir)):
         return None
     return pwd.getpwnam("nobody").pw_gid
