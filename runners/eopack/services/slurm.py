@@ -396,29 +396,8 @@ def up(
     env = {**os.environ, "SLURM_CONF": str(conf)}
     with Rollback() as started:  # a failed start stops what it started
         if current.munged is None:
-            _prepare_munge(base)
-            mdir = munge_dir(base)
-            cmd = _proc.as_user(
-                [
-                    "munged",
-                    f"--socket={mdir}/munge.socket.2",
-                    f"--pid-file={mdir}/munged.pid",
-                    f"--seed-file={mdir}/munged.seed",
-                    f"--log-file={mdir}/munged.log",
-                ],
-                _munge_user(),
-            )
             say("starting munged")
-            _proc.run_checked(
-                cmd,
-                service=SERVICE,
-                what="munged",
-                log=logs / "setup.log",
-                fix=f"Read {mdir / 'munged.log'}.",
-            )
-            if not _proc.wait_until(lambda: _pid(mdir / "munged.pid") is not None, 10):
-                raise ServiceUnavailableError(SERVICE, "munged did not start", f"Read {mdir / 'munged.log'}.")
-            started.add(_pid(mdir / "munged.pid") or 0, mdir / "munged.pid")
+            _start_munged(base, logs, started)
         if current.slurmctld is None:
             _proc.ensure_port_free(SERVICE, CTLD_PORT, "SlurmctldPort (stop the other Slurm first)")
             say("starting slurmctld")

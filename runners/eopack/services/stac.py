@@ -741,13 +741,8 @@ def _start_api(layout: _Layout, state: _State) -> int:
     if running is not None:
         return running
     layout.api.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = _pg_env(state)
     env.update(
-        PGUSER=DB_USER,
-        PGPASSWORD=state.password,
-        PGHOST=_proc.LOOPBACK,
-        PGPORT=str(state.pg_port),
-        PGDATABASE=DB_NAME,
         ENABLE_TRANSACTIONS_EXTENSIONS="true",
         # Issue 21 #4c: browsers may read (STAC Browser), but no web page may make one write:
         # without POST/PUT/DELETE here the preflight of a JSON write fails, and FastAPI refuses
@@ -796,6 +791,19 @@ TILER_GDAL = {
 }
 
 
+def _pg_env(state: _State) -> dict[str, str]:
+    """Our environment plus the libpq variables of the stack's database (the password never on a
+    command line): what the API and the tiler connect with."""
+    return {
+        **os.environ,
+        "PGUSER": DB_USER,
+        "PGPASSWORD": state.password,
+        "PGHOST": _proc.LOOPBACK,
+        "PGPORT": str(state.pg_port),
+        "PGDATABASE": DB_NAME,
+    }
+
+
 def _tiler_pid(layout: _Layout) -> int | None:
     return _ours(layout.tiler_pid, layout)
 
@@ -824,13 +832,8 @@ def _start_tiler(layout: _Layout, state: _State, worker_group: int | None) -> in
         )
     _tiler_folder(layout, worker_group)
     layout.tiler_sock.unlink(missing_ok=True)
-    env = dict(os.environ)
+    env = _pg_env(state)
     env.update(
-        PGUSER=DB_USER,
-        PGPASSWORD=state.password,
-        PGHOST=_proc.LOOPBACK,
-        PGPORT=str(state.pg_port),
-        PGDATABASE=DB_NAME,
         # only STAC Browser's origin (the asset server) may read with CORS; issue 21 allows no CORS *
         TITILER_PGSTAC_API_CORS_ORIGINS=f"http://{_proc.LOOPBACK}:{state.assets_port}",
         NO_PROXY=",".join(filter(None, [env.get("NO_PROXY"), _proc.LOOPBACK, "localhost"])),
