@@ -22,8 +22,9 @@ in the controller for a day (``MinJobAge``), so ``squeue -t all`` and ``scontrol
 history and Toil reads exit codes through ``scontrol`` when ``sacct`` says accounting is disabled.
 
 Clients find the config through ``SLURM_CONF``; as root, when the machine has no
-``/etc/slurm/slurm.conf`` of its own, ``up`` links it to ours so pasted plain commands (``sinfo``,
-``toil-cwl-runner --batchSystem slurm``) work too, and ``down`` removes only that link.
+``/etc/slurm/slurm.conf`` of its own (a link eopack left, maybe to a cluster killed long ago, is not
+one), ``up`` links it to ours so pasted plain commands (``sinfo``, ``toil-cwl-runner --batchSystem
+slurm``) work too, and ``down`` removes only that link.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 
 from .. import package
 from ..clients import slurm as slurm_client
-from ..clients.slurm import SYSTEM_CONF
+from ..clients.slurm import SYSTEM_CONF, machine_conf
 from ..console import notice
 from ..errors import ServiceUnavailableError
 from . import _proc, slurm_net
@@ -56,6 +57,7 @@ __all__ = [
     "config_path",
     "down",
     "install",
+    "machine_conf",
     "state_dir",
     "status",
     "up",
@@ -361,6 +363,7 @@ def up(
     if nodes > 1:
         return _up_multi(base, nodes, say, timeout)
     if current.up and current.node_state in ("idle", "mixed", "allocated"):
+        _link_system_conf(config_path(base))
         return current
     install(say)
     if os.geteuid() != 0:
@@ -432,9 +435,16 @@ def up(
 
 
 def _link_system_conf(conf: Path) -> None:
-    """Let plain Slurm commands find this cluster when the machine has none of its own (root only)."""
-    if os.geteuid() != 0 or SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
+    """Let plain Slurm commands find this cluster when the machine has none of its own (root only).
+
+    A link already there that eopack made (to another checkout's cluster, or one killed without
+    ``down`` whose config now names a dead munge socket) is replaced: only a site's own config stays.
+    """
+    if os.geteuid() != 0 or machine_conf() is not None:
         return
+    if SYSTEM_CONF.exists() and not SYSTEM_CONF.is_symlink():
+        return  # a file, not a link of ours: left alone (clients still prefer this checkout's conf)
+    SYSTEM_CONF.unlink(missing_ok=True)
     SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
     SYSTEM_CONF.symlink_to(conf)
 

@@ -369,7 +369,7 @@ def _worker_env(layout: _Layout, venv: Path) -> dict[str, str]:
     }
     # eopack's own Slurm (runs/services/slurm) unless the machine has a cluster configured;
     # set even before that cluster exists, so `--batchSystem=slurm` works once it is up.
-    if not slurm.SYSTEM_CONF.exists():
+    if slurm.machine_conf() is None:
         env["SLURM_CONF"] = str(slurm.config_path())
     env.update({name: os.environ[name] for name in WORKER_ENV if name in os.environ})
     # Secrets by file (issue 21 #2): in container mode Toil logs the tools' `docker run --env=...`
