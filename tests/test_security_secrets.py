@@ -10,7 +10,6 @@ writing the password itself anywhere.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import secrets
@@ -19,11 +18,11 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import rasterio
+import wes_engine
 
 from eopack.clients import docker, s3
 from eopack.package import find_package
@@ -242,19 +241,11 @@ def test_wes_workers_get_the_password_by_file_not_in_their_environment(
     assert set(wes.SECRET_WORKER_ENV) <= set(wes.WORKER_ENV)
 
 
-def _wes_engine() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("eopack_wes_engine", ROOT / "wes" / "eopack_wes_engine.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_wes_engine_gives_the_tools_their_secrets_as_hidden_files(tmp_path: Path) -> None:
     """The WES workers' secret files reach each tool as a staged File (so also inside its container):
     every tool gets the credentials, only Dask tools the gateway password; the copies hold paths only,
     and cwltool accepts the wired workflow."""
-    engine = _wes_engine()
+    engine = wes_engine.load()
     values = {"DASK_GATEWAY_PASSWORD": _canary(), "AWS_SECRET_ACCESS_KEY": _canary()}
     environ = {}
     for name, value in values.items():

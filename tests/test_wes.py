@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wes_engine
 from jobs import job_for
 
 from eopack.clients.wes import WesAuthError, WesClient
@@ -319,6 +320,30 @@ def test_cancel_of_a_running_job_is_canceled_and_its_processes_are_gone(
 
 
 # ------------------------------------------------------------------ WES -> Slurm
+
+
+def test_a_slurm_run_without_a_slurm_fails_at_once_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The workers' engine asks Slurm before Toil starts: Toil would retry ``sbatch`` until the
+    client gave up (the CI run whose Slurm was unreachable waited 900 s for a run that never ended)."""
+    if shutil.which("sinfo") is None:
+        pytest.skip("no Slurm client here (`make slurm-up` installs it)")
+    engine = wes_engine.load()
+    conf = tmp_path / "slurm.conf"  # a cluster whose controller is gone (TCPTimeout: no wait here)
+    conf.write_text(
+        "ClusterName=gone\nSlurmctldHost=localhost(127.0.0.1)\nSlurmctldPort=9\nTCPTimeout=1\n"
+        "MessageTimeout=1\nNodeName=localhost CPUs=1\nPartitionName=debug Nodes=localhost Default=YES\n"
+    )
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    wf, job = tmp_path / "wf.cwl", tmp_path / "job.json"  # never read: the run stops before
+    start = time.monotonic()
+    assert engine.main(["--batchSystem", "slurm", f"{wf}#main", str(job)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert time.monotonic() - start < 10 and len(err.splitlines()) == 1
+    assert "asks for --batchSystem=slurm but the WES workers reach no Slurm" in err and "SLURM_CONF" in err
+    assert not (tmp_path / "work").exists()  # no work dir made, no engine started
+    assert engine.batch_system(["--batchSystem=slurm"]) == "slurm" and engine.batch_system(["x"]) is None
 
 
 def test_wes_runs_on_slurm(

@@ -179,9 +179,42 @@ def run_engine(cmd: list[str], work: Path) -> int:
     return code
 
 
+def batch_system(args: list[str]) -> str | None:
+    """The ``--batchSystem`` the run asks for (``--batchSystem=X`` or ``--batchSystem X``), if any."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--batchSystem="):
+            return arg.split("=", 1)[1]
+        if arg == "--batchSystem" and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def slurm_problem(environ: dict[str, str]) -> str | None:
+    """Why the workers reach no Slurm, or None. Asked before Toil starts: Toil keeps retrying a
+    failing ``sbatch``, so a run sent to a Slurm that is down never ends (CI saw one wait 900 s)."""
+    try:
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15, env=environ, check=False
+        )
+    except FileNotFoundError:
+        return "sinfo is not on the workers' PATH (no Slurm client here)"
+    except subprocess.TimeoutExpired:
+        return "sinfo did not answer within 15 s"
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return "sinfo: " + (proc.stderr.strip().splitlines() or ["no partition"])[-1].removeprefix("sinfo: ")
+    return None
+
+
 def main(argv: list[str]) -> int:
     engine = str(Path(sys.executable).parent / "toil-cwl-runner")
     args = list(argv)
+    if batch_system(args) == "slurm" and (why := slurm_problem(dict(os.environ))):
+        print(
+            f"eopack: this run asks for --batchSystem=slurm but the WES workers reach no Slurm ({why}); "
+            "start it (`eopack slurm up`) or give the workers SLURM_CONF, then submit again",
+            file=sys.stderr,
+        )
+        return 1
     if len(args) >= 2 and not args[-2].startswith("-"):  # ... <workflow>#<id> <inputs.json>
         args[-2], args[-1] = with_secrets(args[-2], args[-1], secret_files(dict(os.environ)))
         args[-2] = with_tool_env(args[-2], tool_variables(dict(os.environ)))
