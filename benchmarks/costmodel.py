@@ -8,7 +8,7 @@ its *exclusive* time (minus the time of wrapped calls nested in it) to its stage
 - ``open``: ``rasterio.open``
 - ``read_decode``: ``DatasetReader.read`` / ``WarpedVRT.read`` / ``rasterio.warp.reproject`` (GDAL
   decode, and the warp when the grids differ)
-- ``reduce``: the mosaic's ``masked_median``
+- ``reduce``: the mosaic's median (``blocks._middle_pair``, what ``masked_median`` and the tasks call)
 - ``mask_and_block``: the rest of the Dask tasks' compute time (SCL lookup, stacking, NDVI
   arithmetic, graph overhead): every task's measured compute time minus the spans above inside it
 - ``encode_write``: ``eopack_eo_common.raster.write_cog``
@@ -93,9 +93,11 @@ def _replace(owner: Any, name: str, stage: str, spans: Spans) -> bool:
 
 
 @contextlib.contextmanager
-def _cluster_probe(original: Callable[..., Any], spans: Spans, tasks: dict[str, float]) -> Iterator[Any]:
+def _cluster_probe(
+    original: Callable[..., Any], spans: Spans, tasks: dict[str, float], *args: Any, **kwargs: Any
+) -> Iterator[Any]:
     began = time.perf_counter()
-    with original() as client:
+    with original(*args, **kwargs) as client:  # the tool's own arguments (e.g. profile=) pass through
         spans.seconds["cluster"] += time.perf_counter() - began
         try:
             yield client
@@ -130,7 +132,8 @@ def install(tool_module: str) -> tuple[Spans, dict[str, float]]:
     _replace(stac, "save_catalog", "stac_quicklooks", spans)
     blocks = sys.modules.get("eopack_cloudless_mosaic.blocks")
     if blocks is not None:
-        _replace(blocks, "masked_median", "reduce", spans)
+        # the median itself: mosaic_block calls _middle_pair directly (masked_median wraps it)
+        _replace(blocks, "_middle_pair", "reduce", spans)
     mosaic_core = sys.modules.get("eopack_cloudless_mosaic.core")
     if mosaic_core is not None:
         _replace(mosaic_core, "_statistics", "stac_quicklooks", spans)
