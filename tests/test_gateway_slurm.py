@@ -164,3 +164,32 @@ def test_sigterm_to_the_tool_leaves_no_job(slurm_gateway: Gateway, tmp_path: Pat
         if proc.poll() is None:
             proc.kill()
     assert wait_no_cluster(slurm_gateway) == [] and wait_no_job() == []
+
+
+def test_a_server_killed_with_sigkill_leaves_no_job_after_down(
+    slurm_gateway: Gateway, tmp_path: Path
+) -> None:
+    """Last in the module (it kills the module's gateway). A server that dies cannot cancel its
+    clusters' jobs; `eopack gateway down` (or the next `up`) finds them by their working folder in
+    this gateway's state dir and cancels them."""
+    job = ROOT / "app-packages" / "ndvi" / "examples" / "default.yml"
+    cmd = [sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--outdir", str(tmp_path / "run"),
+           "--no-container", "-q", "--dask-gateway-url", slurm_gateway.url]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=_env(slurm_gateway, WAIT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        assert _proc.wait_until(lambda: bool(gateway_jobs()), 60, interval=0.2), "no Slurm job came up"
+        os.kill(slurm_gateway.pid, signal.SIGKILL)
+        assert _proc.wait_until(lambda: not _proc.pid_alive(slurm_gateway.pid), 10)
+        orphans = gateway_jobs()
+        assert orphans, "the jobs ended with the server: nothing left to clean (the test proves nothing)"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    said: list[str] = []
+    gateway.down(slurm_gateway.state_dir, progress=said.append)
+    assert wait_no_job(timeout=5) == []
+    # (a job may end by itself meanwhile: its scheduler stops when the gateway API is gone)
+    assert any(re.fullmatch(r"cancelled [1-9]\d* Slurm job\(s\) its clusters left \(the server had died\)", s)
+               for s in said), said  # fmt: skip

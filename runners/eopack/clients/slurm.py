@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["MARK", "SYSTEM_CONF", "client_env", "machine_conf", "written_by_eopack"]
+__all__ = ["MARK", "SYSTEM_CONF", "cancel", "client_env", "jobs_in", "machine_conf", "written_by_eopack"]
 
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 # The first line of every slurm.conf eopack writes (services/slurm.py's CONFIG starts with it).
@@ -45,3 +47,24 @@ def client_env(conf: Path) -> dict[str, str]:
     if machine_conf() is not None:
         return {}
     return {"SLURM_CONF": str(conf)}
+
+
+def jobs_in(folder: Path, name: str, env: Mapping[str, str]) -> list[str]:
+    """Ids of this user's pending or running jobs called ``name`` whose working directory is inside
+    ``folder`` (what the job was started with ``--chdir``); empty when Slurm does not answer."""
+    root = str(folder.resolve())
+    try:
+        proc = subprocess.run(
+            ["squeue", "-h", "--me", "-n", name, "-t", "PENDING,RUNNING,CONFIGURING,COMPLETING", "-o", "%i|%Z"],
+            capture_output=True, text=True, timeout=30, env=dict(env), check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    rows = (line.split("|", 1) for line in proc.stdout.splitlines() if "|" in line)
+    return [job for job, workdir in rows if workdir == root or workdir.startswith(root + "/")]
+
+
+def cancel(job_ids: list[str], env: Mapping[str, str]) -> None:
+    """``scancel`` the jobs (their steps are signalled and the allocation released)."""
+    if job_ids:
+        subprocess.run(["scancel", *job_ids], capture_output=True, timeout=30, env=dict(env), check=False)

@@ -41,6 +41,7 @@ from typing import Any
 
 from .. import package
 from ..clients import gateway as client
+from ..clients import slurm as slurm_client
 from ..clients.gateway import (
     ALL_CLUSTERS_ROUTE,
     DEFAULT_USER,
@@ -329,6 +330,7 @@ def up(
     if state.backend == "slurm":
         _check_slurm()
     if running is None:
+        _cancel_orphan_jobs(layout, say)  # what a server that died here left in Slurm
         _proc.ensure_port_free(SERVICE, state.port, "--port")
         _proc.ensure_port_free(SERVICE, state.proxy_port, "--proxy-port")
         state.api_port = _proc.free_port()
@@ -382,8 +384,31 @@ def down(state_dir: Path | None = None, progress: Progress | None = None) -> Gat
         _proc.stop_pid(pid, timeout=30, sig=signal.SIGTERM)
         say(f"dask-gateway-server stopped (pid {pid})")
     layout.pid_file.unlink(missing_ok=True)
+    _cancel_orphan_jobs(layout, say)
     sweep(SERVICE, layout.root, lambda: _leftovers(layout))
     return status(layout.root)
+
+
+def _cancel_orphan_jobs(layout: _Layout, say: Progress) -> None:
+    """Slurm jobs of this gateway's clusters that outlived their server (killed with SIGKILL, or the
+    machine rebooted): a server that stops cleanly cancels its own, one that died cannot. They are
+    the ``dask-gateway`` jobs working in this gateway's cluster folders (the backend's ``--chdir``),
+    never another gateway's or user's."""
+    state = _State.load(layout.state_file)
+    if state is None or state.backend != "slurm" or shutil.which("squeue") is None:
+        return
+    env = {**os.environ, **_slurm_env()}
+    left = slurm_client.jobs_in(layout.clusters, "dask-gateway", env)
+    if not left:
+        return
+    slurm_client.cancel(left, env)
+    if not _proc.wait_until(lambda: not slurm_client.jobs_in(layout.clusters, "dask-gateway", env), 60):
+        raise ServiceUnavailableError(
+            SERVICE,
+            f"Slurm jobs {', '.join(left)} of its clusters did not end",
+            "Cancel them with `scancel`.",
+        )
+    say(f"cancelled {len(left)} Slurm job(s) its clusters left (the server had died)")
 
 
 def status(state_dir: Path | None = None) -> GatewayStatus:
