@@ -1,14 +1,16 @@
 """Issue 24 item 3: how a package's inputs reach Dask workers that run outside its container.
 
 The rule (docs/packages.md, "Data locality"; eopack.locality): workers open Directory inputs
-themselves, so in a container on a gateway a staged catalog is refused in one line before any
-cluster exists; through a STAC API the tool hands asset URLs to the graph and the run gives the
-pixels of a local run. Every Dask package that reads a catalog is run both ways, in its image, on
+themselves, so in a container on a gateway a staged catalog reaches them only on a shared
+filesystem (the tool maps its staging folder back to the host folder; eopack's own gateway shares
+this machine's files), else it is refused in one line before any cluster exists; through a STAC API
+the tool hands asset URLs to the graph. Either way the run gives the pixels of a local run. Every Dask package that reads a catalog is run both ways, in its image, on
 the session gateway (local backend); test_gateway_slurm.py runs one of them on the Slurm backend.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -38,20 +40,49 @@ STAGED = {
 
 
 @pytest.mark.parametrize("app", CATALOG_APPS)
-def test_a_staged_catalog_in_a_container_is_refused_before_any_cluster(
-    eopack: Eopack, app: str, dask_gateway: Gateway, built_images: object, tmp_path: Path
+def test_a_staged_catalog_in_a_container_runs_on_a_gateway_that_shares_the_files(
+    eopack: Eopack,
+    app: str,
+    dask_gateway: Gateway,
+    built_images: object,
+    dask_local_runs: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
+    """eopack's own gateway runs its workers on this machine's files: the tool maps the container's
+    staging folder back to the host folder for the workers, and the pixels are a local run's."""
     job = ROOT / "app-packages" / app / "examples" / STAGED[app]
     before = set(records(dask_gateway))
     run_dir = tmp_path / "run"
     proc = eopack("run", app, str(job), "--outdir", str(run_dir), "-q", "--dask-gateway-url", dask_gateway.url,
                   env=_env(dask_gateway))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (run_dir / ".eopack" / "cwltool.log").read_text()
+    assert re.search(r"\$ (docker|podman)\b", log)  # in its image
+    host = (ROOT / "data" / "sample").resolve()
+    assert re.search(
+        rf"\d+ asset path\(s\) of /var/lib/cwl/stg[^ ]+/sample handed to the Dask workers as {host}", log
+    )
+    record = new_record(dask_gateway, before)
+    assert record["tasks_completed"] > 0 and record["tasks_erred"] == 0  # the workers read the files
+    assert_same_rasters(run_dir, dask_local_runs[app])
+    assert wait_no_cluster(dask_gateway) == []
+
+
+def test_without_a_shared_filesystem_a_staged_catalog_is_refused_before_any_cluster(
+    eopack: Eopack, dask_gateway: Gateway, built_images: object, tmp_path: Path
+) -> None:
+    """EOPACK_SHARED_FS=0: the site says its gateway's workers do not see this machine's files."""
+    job = ROOT / "app-packages" / "ndvi" / "examples" / STAGED["ndvi"]
+    before = set(records(dask_gateway))
+    run_dir = tmp_path / "run"
+    proc = eopack("run", "ndvi", str(job), "--outdir", str(run_dir), "-q", "--dask-gateway-url", dask_gateway.url,
+                  env=_env(dask_gateway, {"EOPACK_SHARED_FS": "0"}))  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1, proc.stderr
     assert "input 'input_catalog' is a local Directory" in errors[0]
     assert "cannot read where the container stages it" in errors[0] and "stac_api" in errors[0]
-    assert "Traceback" not in proc.stderr
+    assert "EOPACK_SHARED_FS=1" in errors[0] and "Traceback" not in proc.stderr
     assert set(records(dask_gateway)) == before  # no cluster was ever created
     assert not run_dir.exists() or not any(p.name != ".eopack" for p in run_dir.iterdir())
 
@@ -97,3 +128,17 @@ def test_the_rule_refuses_directories_only_in_a_container_on_a_gateway() -> None
     with pytest.raises(GatewayInputsError) as err:
         check_gateway_inputs(pkg, staged, True, "http://127.0.0.1:8795")
     assert (err.value.input_id, err.value.kind, err.value.exit_code) == ("input_catalog", "Directory", 2)
+    # on a shared filesystem the tool gets the host folder to map its staging folder back to
+    shared = check_gateway_inputs(pkg, staged, True, "http://127.0.0.1:8795", shared=True)
+    assert json.loads(shared["EOPACK_WORKER_PATHS"]) == ["/data/sample"]
+    twice = {**staged, "other": {"class": "Directory", "location": "/elsewhere/sample"}}
+    with pytest.raises(GatewayInputsError, match="two worker-read inputs are folders named 'sample'"):
+        check_gateway_inputs(pkg, twice, True, "http://127.0.0.1:8795", shared=True)
+
+
+def test_whether_the_workers_share_the_files() -> None:
+    from eopack.locality import shared_filesystem
+
+    assert shared_filesystem({}, own_gateway=True) and not shared_filesystem({}, own_gateway=False)
+    assert shared_filesystem({"EOPACK_SHARED_FS": "1"}, own_gateway=False)
+    assert not shared_filesystem({"EOPACK_SHARED_FS": "0"}, own_gateway=True)  # e.g. a port-forward

@@ -87,11 +87,17 @@ class GatewayInputsError(EopackError):
 
     exit_code = 2
 
-    def __init__(self, app: str, input_id: str, kind: str, location: str) -> None:
+    def __init__(self, app: str, input_id: str, kind: str, location: str, why: str = "") -> None:
         self.app, self.input_id, self.kind, self.location = app, input_id, kind, location
         super().__init__(
             f"{app} on a Dask gateway with its container image: input {input_id!r} is a local {kind} "
-            f"({location}) that the gateway's workers cannot read where the container stages it. "
-            "Give the data by URL (a STAC API: the job's stac_api; `eopack stac up` serves a folder), "
-            "or add --no-container (workers then read the host path)."
+            f"({location}) "
+            + (
+                why + "."
+                if why
+                else "that the gateway's workers cannot read where the container stages it. "
+                "Give the data by URL (a STAC API: the job's stac_api; `eopack stac up` serves a folder), "
+                "add --no-container (workers then read the host path), or set EOPACK_SHARED_FS=1 if "
+                "the gateway's workers see this machine's files at the same paths."
+            )
         )

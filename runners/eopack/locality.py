@@ -13,20 +13,46 @@ Slurm jobs, pods) and cannot open those paths; a graph that reads such a path fa
   them and ships values, never their paths, to the workers. They are fine anywhere.
 * Without containers (``--no-container``) inputs keep their host paths, which the local backend's
   processes and the Slurm backend's jobs (a shared filesystem) open as they are.
+* **A shared filesystem maps them back.** When the gateway's workers see this machine's files at the
+  same paths (eopack's own gateway, local or Slurm backend; or ``EOPACK_SHARED_FS=1`` for a site's
+  gateway whose nodes mount them), a containerised run is not refused: the tool gets the host
+  folders of its worker-read Directory inputs (``EOPACK_WORKER_PATHS``, a JSON list) and rewrites
+  the asset paths it hands the workers from the container's staging folder (``/var/lib/cwl/stg*/<name>``)
+  to the host folder of the same name (eo-common's ``search.select_items``). ``EOPACK_SHARED_FS=0``
+  says the workers do not share the files (a port-forwarded Kubernetes gateway): refused as above.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from .dask import find_hint
 from .errors import GatewayInputsError
 from .package import Package
 
-__all__ = ["WORKER_READ", "check_gateway_inputs", "local_inputs", "worker_inputs"]
+__all__ = [
+    "SHARED_FS_ENV",
+    "WORKER_PATHS_ENV",
+    "WORKER_READ",
+    "check_gateway_inputs",
+    "local_inputs",
+    "shared_filesystem",
+    "worker_inputs",
+]
 
 WORKER_READ = frozenset({"Directory"})  # input classes the Dask workers open themselves
+SHARED_FS_ENV = "EOPACK_SHARED_FS"  # 1: the gateway's workers see this machine's paths; 0: they do not
+WORKER_PATHS_ENV = "EOPACK_WORKER_PATHS"  # to the tool: host folders of its worker-read inputs (JSON)
+
+
+def shared_filesystem(env: Mapping[str, str], own_gateway: bool) -> bool:
+    """Whether the gateway's workers open this machine's paths: ``EOPACK_SHARED_FS`` when set,
+    else only for eopack's own gateway (its processes or Slurm jobs run on this machine's files)."""
+    given = env.get(SHARED_FS_ENV, "").strip()
+    return given == "1" if given in {"0", "1"} else own_gateway
 
 
 def local_inputs(job: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
@@ -45,11 +71,29 @@ def worker_inputs(job: Mapping[str, Any]) -> Iterator[tuple[str, str, str]]:
 
 
 def check_gateway_inputs(
-    package: Package, job: Mapping[str, Any], use_containers: bool, gateway_url: str | None
-) -> None:
-    """Refuse a containerised Dask run on a gateway whose workers would read local paths (exit 2)."""
+    package: Package,
+    job: Mapping[str, Any],
+    use_containers: bool,
+    gateway_url: str | None,
+    shared: bool = False,
+) -> dict[str, str]:
+    """What a containerised Dask run on a gateway needs so its workers reach its local inputs: the
+    tool's ``EOPACK_WORKER_PATHS`` on a shared filesystem (empty when nothing is to map); refused
+    (exit 2) when the workers cannot open them."""
     if not (use_containers and gateway_url) or not any(find_hint(t) for t in package.tools):
-        return
-    found = next(worker_inputs(job), None)
-    if found is not None:
-        raise GatewayInputsError(package.name, *found)
+        return {}
+    found = list(worker_inputs(job))
+    if not found:
+        return {}
+    if not shared:
+        raise GatewayInputsError(package.name, *found[0])
+    folders = [str(Path(where.removeprefix("file://")).resolve()) for _, _, where in found]
+    names = [Path(f).name for f in folders]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # the tool maps a staged folder back by its name
+        raise GatewayInputsError(
+            package.name, found[0][0], found[0][1], found[0][2],
+            why=f"two worker-read inputs are folders named {twice[0]!r}, which the workers cannot tell apart; "
+            "rename one",
+        )  # fmt: skip
+    return {WORKER_PATHS_ENV: json.dumps(sorted(set(folders)))}

@@ -30,7 +30,7 @@ from ..console import notice
 from ..dask import lower
 from ..errors import UnknownRunnerError
 from ..job import check_inputs, load_job, loopback_urls
-from ..locality import check_gateway_inputs
+from ..locality import check_gateway_inputs, shared_filesystem
 from ..package import (
     Package,
     as_list,
@@ -372,6 +372,19 @@ class Prepared:
         return env
 
 
+def _shared_filesystem(options: RunOptions) -> bool:
+    """Whether the run's gateway workers open this machine's paths (``locality.shared_filesystem``):
+    eopack's own gateway does, a site's gateway when ``EOPACK_SHARED_FS=1`` says so."""
+    if not options.dask_gateway_url:
+        return False
+    from ..clients import gateway  # lazy, as below
+
+    own = bool(
+        gateway.client_settings(options.dask_gateway_url, service_state_dir("gateway", gateway.STATE_DIR_ENV))
+    )
+    return shared_filesystem({**os.environ, **options.env}, own)
+
+
 def prepare(
     package: Package,
     job_path: Path,
@@ -395,7 +408,13 @@ def prepare(
     use_containers, why = container_decision(
         package, options.no_container, options.engine, options.print_command
     )
-    check_gateway_inputs(package, job, use_containers, options.dask_gateway_url)
+    worker_paths = check_gateway_inputs(
+        package,
+        job,
+        use_containers,
+        options.dask_gateway_url,
+        shared=_shared_filesystem(options),
+    )
     if not use_containers:
         notice(f"running without containers ({why}); the tools installed in this environment are used")
     doc = package.copy_doc()
@@ -415,7 +434,7 @@ def prepare(
             service_state_dir("gateway", gateway.STATE_DIR_ENV),
         )
         secret = {k: v for k, v in settings.items() if k in FORWARDED_ENV}
-        gateway_env = {k: v for k, v in settings.items() if k not in secret}
+        gateway_env = {k: v for k, v in settings.items() if k not in secret} | worker_paths
         options = replace(options, env={**options.env, **secret})
     lowered = lower(
         package, doc, job, options.dask_gateway_url, use_image=use_containers, gateway_env=gateway_env

@@ -83,3 +83,39 @@ def test_logging_filter_redacts_records(monkeypatch: pytest.MonkeyPatch) -> None
     )
     assert access.RedactingFilter().filter(record)
     assert record.getMessage() == "failed s3://b/k?<redacted> with <redacted>"
+
+
+def _item_at(folder: Path, name: str) -> pystac.Item:
+    item = pystac.Item(name, None, None, dt.datetime(2024, 6, 1, tzinfo=dt.UTC), {})
+    item.add_asset("B04", pystac.Asset(f"{folder}/{name}/B04.tif"))
+    item.add_asset("remote", pystac.Asset("https://example.com/x/B04.tif"))
+    return item
+
+
+def test_staged_paths_are_handed_to_the_workers_as_the_host_folder_of_the_same_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staged = tmp_path / "var" / "lib" / "cwl" / "stg1234" / "sample"  # where the container sees it
+    staged.mkdir(parents=True)
+    items = [_item_at(staged, "a"), _item_at(staged, "b")]
+    monkeypatch.setenv(access.WORKER_PATHS_ENV, '["/work/data/other", "/work/data/sample"]')
+    access.map_worker_paths(items, staged)
+    assert [i.assets["B04"].href for i in items] == [
+        "/work/data/sample/a/B04.tif",
+        "/work/data/sample/b/B04.tif",
+    ]
+    assert items[0].assets["remote"].href == "https://example.com/x/B04.tif"  # URLs stay as they are
+
+
+def test_without_the_variable_or_outside_a_container_nothing_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = [_item_at(tmp_path / "sample", "a")]
+    (tmp_path / "sample").mkdir()
+    access.map_worker_paths(items, tmp_path / "sample")
+    monkeypatch.setenv(access.WORKER_PATHS_ENV, f'["{tmp_path / "sample"}"]')  # the tool sees the host path
+    access.map_worker_paths(items, tmp_path / "sample")
+    assert items[0].assets["B04"].href == f"{tmp_path}/sample/a/B04.tif"
+    monkeypatch.setenv(access.WORKER_PATHS_ENV, "not json")
+    with pytest.raises(ToolInputError, match="EOPACK_WORKER_PATHS must be a JSON list of folders"):
+        access.map_worker_paths(items, tmp_path / "sample")

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 import pystac
 
@@ -34,10 +36,12 @@ __all__ = [
     "HREF_MODIFIER_ENV",
     "SECRET_ENVS",
     "STAC_HEADERS_ENV",
+    "WORKER_PATHS_ENV",
     "RedactingFilter",
     "asset_errors",
     "configure_gdal",
     "load_secret_files",
+    "map_worker_paths",
     "modify_hrefs",
     "parse_headers",
     "redact",
@@ -50,6 +54,9 @@ HEADERS_ENV = "EOPACK_ASSET_HEADERS"
 # Headers for the STAC API (pystac-client), e.g. ``Authorization: Bearer <token>``; same format.
 STAC_HEADERS_ENV = "EOPACK_STAC_HEADERS"
 HREF_MODIFIER_ENV = "EOPACK_HREF_MODIFIER"
+# Set by the runner when a containerised tool's Dask workers share the host's files (eopack.locality):
+# a JSON list of the host folders of the staged inputs the workers read.
+WORKER_PATHS_ENV = "EOPACK_WORKER_PATHS"
 # Variables whose values are secrets: never printed, whatever the message.
 SECRET_ENVS = (
     HEADERS_ENV,
@@ -236,3 +243,30 @@ def modify_hrefs(items: Iterable[pystac.Item]) -> None:
         modify(item)
         count += 1
     log.info("asset hrefs of %d item(s) modified by %s", count, spec)
+
+
+def map_worker_paths(items: Iterable[pystac.Item], staged: Path) -> None:
+    """Asset paths inside ``staged`` (a staged Directory, where this tool sees it) rewritten to the
+    host folder of the same name from ``EOPACK_WORKER_PATHS``, in place: the Dask workers open the
+    host's files, not the container's staging folder (``/var/lib/cwl/stg*/<name>``). Nothing to do
+    without the variable, or when the tool already sees the host path (no container)."""
+    raw = os.environ.get(WORKER_PATHS_ENV, "").strip()
+    if not raw:
+        return
+    try:
+        folders = [Path(str(p)) for p in json.loads(raw)]
+    except (ValueError, TypeError):
+        raise ToolInputError(f"{WORKER_PATHS_ENV} must be a JSON list of folders; got {raw[:80]!r}") from None
+    here = staged.resolve()
+    host = next((f for f in folders if f.name == here.name), None)
+    if host is None or host == here:
+        return
+    prefix, count = f"{here}/", 0
+    for item in items:
+        for asset in item.assets.values():
+            if asset.href.startswith(prefix):
+                asset.href = f"{host}/{asset.href.removeprefix(prefix)}"
+                count += 1
+    log.info(
+        "%d asset path(s) of %s handed to the Dask workers as %s (a shared filesystem)", count, here, host
+    )

@@ -238,6 +238,8 @@ def select_items(
     items = _sorted(_unique(found, source), search.max_items)
     for item in items:
         item.make_asset_hrefs_absolute()
+    if input_catalog is not None:
+        access.map_worker_paths(items, Path(input_catalog))
     access.modify_hrefs(items)
     access.configure_gdal()
     if not items:
