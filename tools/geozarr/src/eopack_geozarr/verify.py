@@ -206,7 +206,7 @@ def verify(tree: xr.DataTree, store: Path, job: GeozarrJob, crs: Mapping[str, st
                     f"verification: {group}/{name} is {got.dtype}{got.shape} in the output, "
                     f"{var.dtype}{var.shape} in the input"
                 )
-            pending.append((name, _equal_lazy(got.data, var.data, nan=var.dtype.kind in "fc")))
+            pending.append((str(name), _equal_lazy(got.data, var.data, nan=var.dtype.kind in "fc")))
         _check_level0(group, pending)
         want = CRS.from_user_input(crs[group])
         if job.layout == "s2-optimized":
