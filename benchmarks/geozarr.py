@@ -85,9 +85,9 @@ def _ours_with_stages(argv: list[str], stages_file: Path) -> int:
     client_cm = core.dask_client
 
     @contextlib.contextmanager
-    def dask_client() -> Any:
+    def dask_client(*args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
-        with client_cm() as client:
+        with client_cm(*args, **kwargs) as client:
             seconds["cluster"] = round(time.perf_counter() - start, 3)
             yield client
 

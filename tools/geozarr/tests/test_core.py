@@ -265,3 +265,37 @@ def test_s2_optimized_layout(product: Path, tmp_path: Path) -> None:
     out = _level(outcome.store, "measurements/reflectance/r10m")
     assert out.b02.dtype == np.float32
     np.testing.assert_array_equal(out.b02.values, source.b02.values)
+
+
+def test_verification_fails_on_a_corrupt_output(converted: Outcome, product: Path, tmp_path: Path) -> None:
+    """One changed pixel at level 0, or one shifted overview coordinate, fails the check by name."""
+    import shutil
+
+    from eopack_eo_common.errors import ToolError
+    from eopack_geozarr.core import check_crs, open_tree, verify
+
+    job = GeozarrJob.from_args(
+        input_zarr=product, groups=" ".join(GROUPS), spatial_chunk=64, min_dimension=MIN_DIM
+    )
+    tree = open_tree(job.source)
+    crs = check_crs(tree, job.groups)
+    store = tmp_path / "copy.zarr"
+    shutil.copytree(converted.store, store)
+    assert verify(tree, store, job, crs)  # the untouched copy passes
+
+    group = zarr.open_group(str(store), mode="r+")["measurements/reflectance/r10m"]
+    assert isinstance(group, zarr.Group)
+    band = sorted(k for k in tree[GROUPS[0]].dataset.data_vars)[0]
+    arr = group[band]
+    assert isinstance(arr, zarr.Array)
+    arr[SIZE - 1, SIZE - 1] = arr[SIZE - 1, SIZE - 1] + 1  # the last chunk, not the first
+    with pytest.raises(ToolError, match=f"r10m/{band} level 0 differs from the input"):
+        verify(tree, store, job, crs)
+    arr[SIZE - 1, SIZE - 1] = arr[SIZE - 1, SIZE - 1] - 1
+
+    level1 = converted.levels[GROUPS[0]][1].path
+    xs = zarr.open_group(str(store), mode="r+")[f"{level1}/x"]
+    assert isinstance(xs, zarr.Array)
+    xs[:] = xs[:] + 1.0  # half a pixel of the old corner bug is 5 m; one metre is enough to fail
+    with pytest.raises(ToolError, match=f"x of {level1} are not the centres of its parent's 2x2 blocks"):
+        verify(tree, store, job, crs)

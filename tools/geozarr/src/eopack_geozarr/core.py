@@ -92,15 +92,17 @@ def run(job: GeozarrJob, outdir: Path, verbose: bool = False) -> Outcome:
         folder.mkdir()
         store = folder / f"{job.name}.zarr"
         report = stage / "dask-report.html" if job.dask_report else None
-        with dask_client() as client, performance_report(report):
+        # The profiler samples every task's stack with the GIL held; only the report reads it.
+        with dask_client(profile=job.dask_report) as client, performance_report(report):
             log.info("converting on %s", client)
             convert(job, tree, store, verbose)
-        fixed = 0
-        if job.layout == "generic":
-            log.info("fixing the overview grids")
-            fixed = fix_overview_grids(store, job.groups)
-        log.info("verifying %d group(s) level by level", len(job.groups))
-        levels = verify(tree, store, job, crs)
+            fixed = 0
+            if job.layout == "generic":
+                log.info("fixing the overview grids")
+                fixed = fix_overview_grids(store, job.groups)
+            # On the same cluster: level 0 is compared with the input chunk by chunk, in parallel.
+            log.info("verifying %d group(s) level by level", len(job.groups))
+            levels = verify(tree, store, job, crs)
         if job.layout == "s2-optimized":
             levels = s2_levels(store, job)
         # Beside the store, in the item's folder: publishing takes only assets inside it (issue 21 #3).

@@ -119,7 +119,31 @@ def fix_overview_grids(store: Path, groups: Iterable[str]) -> int:
 
 
 def _open_level(store: Path, path: str) -> xr.Dataset:
-    return xr.open_dataset(str(store), group=path or None, engine="zarr", chunks=None, consolidated=False)
+    """A level with its variables as Dask arrays in the store's own chunks (read only when compared)."""
+    return xr.open_dataset(str(store), group=path or None, engine="zarr", chunks={}, consolidated=False)
+
+
+def _equal_lazy(got: Any, want: Any, nan: bool) -> Any:
+    """A lazy boolean: every element of ``got`` equals ``want`` (NaN equal to NaN when ``nan``)."""
+    import dask.array as da
+
+    a, b = da.asarray(got), da.asarray(want)
+    same = a == b
+    if nan:
+        same = same | (da.isnan(a) & da.isnan(b))
+    return same.all()
+
+
+def _check_level0(group: str, pending: list[tuple[str, Any]]) -> None:
+    """Compare every variable of a group's level 0 chunk by chunk, all at once, on the current Dask
+    client (the cluster that did the conversion): one parallel pass over the pixels, not one
+    single-threaded read per variable after the cluster is gone."""
+    import dask
+
+    results = dask.compute(*(lazy for _, lazy in pending))
+    for (name, _), equal in zip(pending, results, strict=True):
+        if not bool(equal):
+            raise ToolError(f"verification: {group}/{name} level 0 differs from the input")
 
 
 def _level_crs(ds: xr.Dataset, attrs: Mapping[str, Any]) -> Any:
@@ -157,6 +181,7 @@ def verify(tree: xr.DataTree, store: Path, job: GeozarrJob, crs: Mapping[str, st
                 f"verification: {group} has no multiscales in the output (CRS lost or overviews failed)"
             )
         out0 = _open_level(store, gpath)
+        pending: list[tuple[str, Any]] = []
         for name, var in source.data_vars.items():
             if name not in out0.data_vars:
                 raise ToolError(f"verification: variable {name} of {group} is missing from the output")
@@ -181,10 +206,8 @@ def verify(tree: xr.DataTree, store: Path, job: GeozarrJob, crs: Mapping[str, st
                     f"verification: {group}/{name} is {got.dtype}{got.shape} in the output, "
                     f"{var.dtype}{var.shape} in the input"
                 )
-            if not np.array_equal(
-                np.asarray(got.values), np.asarray(var.values), equal_nan=var.dtype.kind in "fc"
-            ):
-                raise ToolError(f"verification: {group}/{name} level 0 differs from the input")
+            pending.append((str(name), _equal_lazy(got.data, var.data, nan=var.dtype.kind in "fc")))
+        _check_level0(group, pending)
         want = CRS.from_user_input(crs[group])
         if job.layout == "s2-optimized":
             got_crs = _level_crs(out0, dict(holder.attrs))
