@@ -656,7 +656,9 @@ def _up_multi(base: Path, nodes: int, say: Progress, timeout: float) -> SlurmClu
                 )
                 started.add(pid, pid_file)
         say(f"waiting for {nodes} nodes to be idle")
-        if not _proc.wait_until(lambda: status(base).up, timeout, interval=0.5):
+        # every node idle, not just an answer: node_state is "idle" only when all of them are (a
+        # node still "unknown" made `up` return early and the first job wait for it, on a busy machine)
+        if not _proc.wait_until(lambda: status(base).node_state == "idle", timeout, interval=0.5):
             states = _node_states(base) or {"controller": "no answer"}
             raise ServiceUnavailableError(
                 SERVICE,
