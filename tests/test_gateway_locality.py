@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from gateway_checks import (
     CATALOG_APPS,
+    STAGED,
     _env,
     api_job,
     assert_same_rasters,
@@ -32,11 +33,6 @@ from eopack_cli import Eopack
 pytestmark = [pytest.mark.gateway, pytest.mark.stacapi]
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGED = {
-    "ndvi": "default.yml",
-    "cloudless-mosaic": "default.yml",
-    "openeo-graph": "ndvi.job.yml",
-}
 
 
 @pytest.mark.parametrize("app", CATALOG_APPS)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 from gateway_checks import (
+    CATALOG_APPS,
+    STAGED,
     _corrupt_catalog,
     _descendants,
     _env,
@@ -163,6 +165,28 @@ def test_sigterm_to_the_tool_leaves_no_job(slurm_gateway: Gateway, tmp_path: Pat
     finally:
         if proc.poll() is None:
             proc.kill()
+    assert wait_no_cluster(slurm_gateway) == [] and wait_no_job() == []
+
+
+@pytest.mark.parametrize("app", CATALOG_APPS)
+def test_a_staged_catalog_in_its_image_on_the_slurm_gateway_gives_the_local_pixels(
+    eopack: Eopack,
+    app: str,
+    slurm_gateway: Gateway,
+    built_images: object,
+    dask_local_runs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """Every Dask package that reads a catalog, in its image, its workers Slurm jobs reading the
+    staged catalog's host files (the shared-filesystem mapping, docs/packages.md)."""
+    job = ROOT / "app-packages" / app / "examples" / STAGED[app]
+    run_dir = tmp_path / "run"
+    proc = eopack("run", app, str(job), "--outdir", str(run_dir), "-q", "--dask-gateway-url", slurm_gateway.url,
+                  env=_env(slurm_gateway, WAIT), timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (run_dir / ".eopack" / "cwltool.log").read_text()
+    assert re.search(r"\$ (docker|podman)\b", log) and "handed to the Dask workers as" in log
+    assert_same_rasters(run_dir, dask_local_runs[app])
     assert wait_no_cluster(slurm_gateway) == [] and wait_no_job() == []
 
 

@@ -18,9 +18,15 @@ from eopack.services.gateway import Gateway
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG_APPS = ("ndvi", "cloudless-mosaic", "openeo-graph")  # the Dask packages that read a catalog
 VIA_API = {"ndvi": "stac-api.yml", "cloudless-mosaic": "stac-api.yml", "openeo-graph": "stac-api.job.yml"}
+STAGED = {
+    "ndvi": "default.yml",
+    "cloudless-mosaic": "default.yml",
+    "openeo-graph": "ndvi.job.yml",
+}  # same jobs
 
 __all__ = [
     "CATALOG_APPS",
+    "STAGED",
     "_corrupt_catalog",
     "_descendants",
     "_env",
