@@ -148,13 +148,16 @@ def test_a_failed_computation_leaves_no_job(eopack: Eopack, slurm_gateway: Gatew
     assert wait_no_cluster(slurm_gateway) == [] and wait_no_job() == []
 
 
-def test_sigterm_to_the_tool_leaves_no_job(slurm_gateway: Gateway, tmp_path: Path) -> None:
+def start_ndvi(gw: Gateway, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """The ndvi example on the gateway, without containers, in the background (stderr piped)."""
     job = ROOT / "app-packages" / "ndvi" / "examples" / "default.yml"
     cmd = [sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--outdir", str(tmp_path / "run"),
-           "--no-container", "-q", "--dask-gateway-url", slurm_gateway.url]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, env=_env(slurm_gateway, WAIT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+           "--no-container", "-q", "--dask-gateway-url", gw.url]  # fmt: skip
+    return subprocess.Popen(cmd, env=_env(gw, WAIT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_sigterm_to_the_tool_leaves_no_job(slurm_gateway: Gateway, tmp_path: Path) -> None:
+    proc = start_ndvi(slurm_gateway, tmp_path)
     try:
         assert _proc.wait_until(lambda: bool(gateway_jobs()), 60, interval=0.2), "no Slurm job came up"
         assert clusters(slurm_gateway)
@@ -196,12 +199,7 @@ def test_a_server_killed_with_sigkill_leaves_no_job_after_down(
     """Last in the module (it kills the module's gateway). A server that dies cannot cancel its
     clusters' jobs; `eopack gateway down` (or the next `up`) finds them by their working folder in
     this gateway's state dir and cancels them."""
-    job = ROOT / "app-packages" / "ndvi" / "examples" / "default.yml"
-    cmd = [sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--outdir", str(tmp_path / "run"),
-           "--no-container", "-q", "--dask-gateway-url", slurm_gateway.url]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, env=_env(slurm_gateway, WAIT), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    proc = start_ndvi(slurm_gateway, tmp_path)
     try:
         assert _proc.wait_until(lambda: bool(gateway_jobs()), 60, interval=0.2), "no Slurm job came up"
         os.kill(slurm_gateway.pid, signal.SIGKILL)
