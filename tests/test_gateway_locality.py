@@ -127,9 +127,13 @@ def test_the_rule_refuses_directories_only_in_a_container_on_a_gateway() -> None
     # on a shared filesystem the tool gets the host folder to map its staging folder back to
     shared = check_gateway_inputs(pkg, staged, True, "http://127.0.0.1:8795", shared=True)
     assert json.loads(shared["EOPACK_WORKER_PATHS"]) == ["/data/sample"]
-    twice = {**staged, "other": {"class": "Directory", "location": "/elsewhere/sample"}}
-    with pytest.raises(GatewayInputsError, match="two worker-read inputs are folders named 'sample'"):
+    twice = {**staged, "input_catalog_2": {"class": "Directory", "location": "/elsewhere/sample"}}
+    with pytest.raises(GatewayInputsError, match="input 'input_catalog_2'.*cannot be handed"):
         check_gateway_inputs(pkg, twice, True, "http://127.0.0.1:8795", shared=True)
+    # geozarr's Zarr store is opened at one path by the client and the workers: never mapped
+    zarr = {"input_zarr": {"class": "Directory", "location": "/data/product.zarr"}}
+    with pytest.raises(GatewayInputsError, match="input 'input_zarr'.*give it by URL or add --no-container"):
+        check_gateway_inputs(find_package("geozarr", ROOT), zarr, True, "http://127.0.0.1:8795", shared=True)
 
 
 def test_whether_the_workers_share_the_files() -> None:

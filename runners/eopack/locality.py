@@ -34,6 +34,7 @@ from .errors import GatewayInputsError
 from .package import Package
 
 __all__ = [
+    "MAPPED_INPUTS",
     "SHARED_FS_ENV",
     "WORKER_PATHS_ENV",
     "WORKER_READ",
@@ -44,6 +45,10 @@ __all__ = [
 ]
 
 WORKER_READ = frozenset({"Directory"})  # input classes the Dask workers open themselves
+# Worker-read inputs whose paths the tool maps for its workers: the staged STAC catalog, which
+# eo-common's select_items reads for every package. A Zarr store (geozarr's input_zarr) is opened by
+# xarray on the client and its chunks by path on the workers, one path for both: not mappable.
+MAPPED_INPUTS = frozenset({"input_catalog"})
 SHARED_FS_ENV = "EOPACK_SHARED_FS"  # 1: the gateway's workers see this machine's paths; 0: they do not
 WORKER_PATHS_ENV = "EOPACK_WORKER_PATHS"  # to the tool: host folders of its worker-read inputs (JSON)
 
@@ -87,6 +92,13 @@ def check_gateway_inputs(
         return {}
     if not shared:
         raise GatewayInputsError(package.name, *found[0])
+    unmapped = next((f for f in found if f[0] not in MAPPED_INPUTS), None)
+    if unmapped is not None:
+        raise GatewayInputsError(
+            package.name, *unmapped,
+            why="that the tool opens at one path on the client and on the workers, so its container path "
+            "cannot be handed to the gateway's workers; give it by URL or add --no-container",
+        )  # fmt: skip
     folders = [str(Path(where.removeprefix("file://")).resolve()) for _, _, where in found]
     names = [Path(f).name for f in folders]
     twice = sorted({n for n in names if names.count(n) > 1})
