@@ -108,6 +108,22 @@ def test_through_the_stac_api_in_a_container_the_gateway_gives_the_local_pixels(
     assert wait_no_cluster(dask_gateway) == []
 
 
+def test_geozarrs_staged_store_in_a_container_on_a_gateway_is_refused_before_any_cluster(
+    eopack: Eopack, dask_gateway: Gateway, built_images: object, tmp_path: Path
+) -> None:
+    """A Zarr store is opened at one path by the client and the workers: not mappable, even on
+    eopack's own gateway (a shared filesystem). One line, exit 2, before any cluster."""
+    job = ROOT / "app-packages" / "geozarr" / "examples" / "default.yml"
+    before = set(records(dask_gateway))
+    proc = eopack("run", "geozarr", str(job), "--outdir", str(tmp_path / "run"), "-q",
+                  "--dask-gateway-url", dask_gateway.url, env=_env(dask_gateway))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "input 'input_zarr' is a local Directory" in errors[0], proc.stderr
+    assert "give it by URL or add --no-container" in errors[0]
+    assert set(records(dask_gateway)) == before
+
+
 def test_the_rule_refuses_directories_only_in_a_container_on_a_gateway() -> None:
     """A process graph (File) is read by the tool; a catalog (Directory) would be read by the workers."""
     from eopack.errors import GatewayInputsError

@@ -104,18 +104,20 @@ def run_watching_squeue(
         return proc.wait(), err.read().decode(errors="replace"), seen
 
 
+@pytest.mark.parametrize("app", CATALOG_APPS)
 def test_workers_are_slurm_jobs_and_the_pixels_equal_the_local_backend(
+    app: str,
     slurm_gateway: Gateway,
     built_images: object,
     stac_api: StacStack,
     dask_local_runs: dict[str, Path],
     tmp_path: Path,
 ) -> None:
-    """ndvi in its image, through the STAC API, its workers Slurm jobs: the local backend's pixels."""
-    job = api_job("ndvi", stac_api.api_url, tmp_path)
+    """Each package in its image, through the STAC API, its workers Slurm jobs: the local backend's pixels."""
+    job = api_job(app, stac_api.api_url, tmp_path)
     before = set(records(slurm_gateway))
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "eopack", "run", "ndvi", str(job), "--outdir", str(run_dir), "-q",
+    cmd = [sys.executable, "-m", "eopack", "run", app, str(job), "--outdir", str(run_dir), "-q",
            "--dask-gateway-url", slurm_gateway.url]  # fmt: skip
     code, stderr, seen = run_watching_squeue(cmd, _env(slurm_gateway, WAIT))
     assert code == 0, stderr[-3000:]
@@ -129,10 +131,10 @@ def test_workers_are_slurm_jobs_and_the_pixels_equal_the_local_backend(
     assert list(kept.glob("dask-scheduler-*.log"))
     log = (run_dir / ".eopack" / "cwltool.log").read_text()
     assert re.search(r"\$ (docker|podman)\b", log)  # in its image
-    if gateway.slurm_max_workers() < 4:  # ndvi asks for 4: the tool waits for what the gateway grants
+    if app == "ndvi" and gateway.slurm_max_workers() < 4:  # ndvi asks for 4: it waits for what is granted
         assert f"the gateway grants {gateway.slurm_max_workers()} of the 4 worker(s)" in log
         assert "worker(s) joined within" not in log  # it did not wait for workers that never start
-    assert_same_rasters(run_dir, dask_local_runs["ndvi"])
+    assert_same_rasters(run_dir, dask_local_runs[app])
     assert wait_no_cluster(slurm_gateway) == [] and wait_no_job() == []
 
 
