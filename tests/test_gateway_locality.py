@@ -20,10 +20,8 @@ from gateway_checks import (
     STAGED,
     _env,
     api_job,
-    assert_same_rasters,
-    new_record,
     records,
-    wait_no_cluster,
+    run_in_image_on_gateway,
 )
 
 from eopack.services.gateway import Gateway
@@ -47,21 +45,11 @@ def test_a_staged_catalog_in_a_container_runs_on_a_gateway_that_shares_the_files
     """eopack's own gateway runs its workers on this machine's files: the tool maps the container's
     staging folder back to the host folder for the workers, and the pixels are a local run's."""
     job = ROOT / "app-packages" / app / "examples" / STAGED[app]
-    before = set(records(dask_gateway))
-    run_dir = tmp_path / "run"
-    proc = eopack("run", app, str(job), "--outdir", str(run_dir), "-q", "--dask-gateway-url", dask_gateway.url,
-                  env=_env(dask_gateway))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    log = (run_dir / ".eopack" / "cwltool.log").read_text()
-    assert re.search(r"\$ (docker|podman)\b", log)  # in its image
+    log = run_in_image_on_gateway(eopack, app, job, dask_gateway, tmp_path / "run", dask_local_runs[app])
     host = (ROOT / "data" / "sample").resolve()
     assert re.search(
         rf"\d+ asset path\(s\) of /var/lib/cwl/stg[^ ]+/sample handed to the Dask workers as {host}", log
     )
-    record = new_record(dask_gateway, before)
-    assert record["tasks_completed"] > 0 and record["tasks_erred"] == 0  # the workers read the files
-    assert_same_rasters(run_dir, dask_local_runs[app])
-    assert wait_no_cluster(dask_gateway) == []
 
 
 def test_without_a_shared_filesystem_a_staged_catalog_is_refused_before_any_cluster(
@@ -94,18 +82,7 @@ def test_through_the_stac_api_in_a_container_the_gateway_gives_the_local_pixels(
     tmp_path: Path,
 ) -> None:
     job = api_job(app, stac_api.api_url, tmp_path)
-    before = set(records(dask_gateway))
-    run_dir = tmp_path / "run"
-    proc = eopack("run", app, str(job), "--outdir", str(run_dir), "-q", "--dask-gateway-url", dask_gateway.url,
-                  env=_env(dask_gateway))  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(
-        r"\$ (docker|podman)\b", (run_dir / ".eopack" / "cwltool.log").read_text()
-    )  # in its image
-    record = new_record(dask_gateway, before)
-    assert record["tasks_completed"] > 0 and record["tasks_erred"] == 0  # the workers read the assets
-    assert_same_rasters(run_dir, dask_local_runs[app])
-    assert wait_no_cluster(dask_gateway) == []
+    run_in_image_on_gateway(eopack, app, job, dask_gateway, tmp_path / "run", dask_local_runs[app])
 
 
 def test_geozarrs_staged_store_in_a_container_on_a_gateway_is_refused_before_any_cluster(

@@ -30,6 +30,7 @@ from gateway_checks import (
     clusters,
     new_record,
     records,
+    run_in_image_on_gateway,
     wait_no_cluster,
 )
 
@@ -185,14 +186,11 @@ def test_a_staged_catalog_in_its_image_on_the_slurm_gateway_gives_the_local_pixe
     """Every Dask package that reads a catalog, in its image, its workers Slurm jobs reading the
     staged catalog's host files (the shared-filesystem mapping, docs/packages.md)."""
     job = ROOT / "app-packages" / app / "examples" / STAGED[app]
-    run_dir = tmp_path / "run"
-    proc = eopack("run", app, str(job), "--outdir", str(run_dir), "-q", "--dask-gateway-url", slurm_gateway.url,
-                  env=_env(slurm_gateway, WAIT), timeout=900)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    log = (run_dir / ".eopack" / "cwltool.log").read_text()
-    assert re.search(r"\$ (docker|podman)\b", log) and "handed to the Dask workers as" in log
-    assert_same_rasters(run_dir, dask_local_runs[app])
-    assert wait_no_cluster(slurm_gateway) == [] and wait_no_job() == []
+    log = run_in_image_on_gateway(
+        eopack, app, job, slurm_gateway, tmp_path / "run", dask_local_runs[app], extra=WAIT
+    )
+    assert "handed to the Dask workers as" in log
+    assert wait_no_job() == []
 
 
 def test_a_server_killed_with_sigkill_leaves_no_job_after_down(

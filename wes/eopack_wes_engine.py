@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from eopack.clients.slurm import unreachable
 from eopack.package import as_list, class_name, short_id
 from eopack.runners.secret_files import wire
 from eopack.tool_env import DASK_SECRET_ENV, SECRET_ENV
@@ -189,28 +190,15 @@ def batch_system(args: list[str]) -> str | None:
     return None
 
 
-def slurm_problem(environ: dict[str, str]) -> str | None:
-    """Why the workers reach no Slurm, or None. Asked before Toil starts: Toil keeps retrying a
-    failing ``sbatch``, so a run sent to a Slurm that is down never ends (CI saw one wait 900 s)."""
-    try:
-        proc = subprocess.run(
-            ["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15, env=environ, check=False
-        )
-    except FileNotFoundError:
-        return "sinfo is not on the workers' PATH (no Slurm client here)"
-    except subprocess.TimeoutExpired:
-        return "sinfo did not answer within 15 s"
-    if proc.returncode != 0 or not proc.stdout.strip():
-        return "sinfo: " + (proc.stderr.strip().splitlines() or ["no partition"])[-1].removeprefix("sinfo: ")
-    return None
-
-
 def main(argv: list[str]) -> int:
     engine = str(Path(sys.executable).parent / "toil-cwl-runner")
     args = list(argv)
-    if batch_system(args) == "slurm" and (why := slurm_problem(dict(os.environ))):
+    # Asked before Toil starts: Toil keeps retrying a failing `sbatch`, so a run sent to a Slurm
+    # that is down never ends (CI saw one wait 900 s).
+    if batch_system(args) == "slurm" and (why := unreachable(os.environ)):
         print(
-            f"eopack: this run asks for --batchSystem=slurm but the WES workers reach no Slurm ({why}); "
+            "eopack: this run asks for --batchSystem=slurm but the WES workers reach no Slurm "
+            f"({'; '.join(why.splitlines())}); "
             "start it (`eopack slurm up`) or give the workers SLURM_CONF, then submit again",
             file=sys.stderr,
         )

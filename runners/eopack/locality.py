@@ -104,7 +104,7 @@ def check_gateway_inputs(
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:  # the tool maps a staged folder back by its name
         raise GatewayInputsError(
-            package.name, found[0][0], found[0][1], found[0][2],
+            package.name, *found[0],
             why=f"two worker-read inputs are folders named {twice[0]!r}, which the workers cannot tell apart; "
             "rename one",
         )  # fmt: skip

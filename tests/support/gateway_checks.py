@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import rasterio
 
 from eopack.services import _proc, gateway
 from eopack.services.gateway import Gateway
+from eopack_cli import Eopack
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOG_APPS = ("ndvi", "cloudless-mosaic", "openeo-graph")  # the Dask packages that read a catalog
@@ -37,6 +39,7 @@ __all__ = [
     "new_record",
     "password",
     "records",
+    "run_in_image_on_gateway",
     "wait_no_cluster",
 ]
 
@@ -150,3 +153,27 @@ def assert_same_rasters(got: Path, want: Path) -> None:
     assert a and list(a) == list(b), f"outputs differ: {list(a)} vs {list(b)}"
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def run_in_image_on_gateway(
+    eopack: Eopack,
+    app: str,
+    job: Path,
+    gw: Gateway,
+    run_dir: Path,
+    reference: Path,
+    extra: dict[str, str] | None = None,
+) -> str:
+    """``eopack run APP JOB`` in its image on ``gw``: exit 0, run in the image, the workers computed
+    every task, the pixels of ``reference``, no cluster left. Returns the tool's log."""
+    before = set(records(gw))
+    proc = eopack("run", app, str(job), "--outdir", str(run_dir), "-q", "--dask-gateway-url", gw.url,
+                  env=_env(gw, extra))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (run_dir / ".eopack" / "cwltool.log").read_text()
+    assert re.search(r"\$ (docker|podman)\b", log)  # in its image
+    record = new_record(gw, before)
+    assert record["tasks_completed"] > 0 and record["tasks_erred"] == 0  # the workers read the data
+    assert_same_rasters(run_dir, reference)
+    assert wait_no_cluster(gw) == []
+    return log

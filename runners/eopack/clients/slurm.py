@@ -7,7 +7,16 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["MARK", "SYSTEM_CONF", "cancel", "client_env", "jobs_in", "machine_conf", "written_by_eopack"]
+__all__ = [
+    "MARK",
+    "SYSTEM_CONF",
+    "cancel",
+    "client_env",
+    "jobs_in",
+    "machine_conf",
+    "unreachable",
+    "written_by_eopack",
+]
 
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 # The first line of every slurm.conf eopack writes (services/slurm.py's CONFIG starts with it).
@@ -47,6 +56,26 @@ def client_env(conf: Path) -> dict[str, str]:
     if machine_conf() is not None:
         return {}
     return {"SLURM_CONF": str(conf)}
+
+
+def unreachable(env: Mapping[str, str], timeout: float = 15.0) -> str | None:
+    """Why ``sinfo`` finds no partition to run on with ``env`` (its own words), or None when one answers."""
+    try:
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%P"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=dict(env),
+            check=False,
+        )
+    except FileNotFoundError:
+        return "sinfo is not on PATH (no Slurm client here)"
+    except subprocess.TimeoutExpired:
+        return f"sinfo did not answer within {timeout:.0f} s"
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return (proc.stderr or proc.stdout).strip() or "no partition"
+    return None
 
 
 def jobs_in(folder: Path, name: str, env: Mapping[str, str]) -> list[str]:

@@ -263,12 +263,10 @@ def _check_slurm() -> None:
         )
     if shutil.which("sbatch") is None:
         raise ServiceUnavailableError(SERVICE, "sbatch is not on PATH", slurm.INSTALL_FIX)
-    env = {**os.environ, **_slurm_env()}
-    probe = subprocess.run(["sinfo", "-h", "-o", "%P"], env=env, capture_output=True, text=True, check=False)
-    if probe.returncode != 0 or not probe.stdout.strip():
+    if why := slurm_client.unreachable({**os.environ, **_slurm_env()}):
         raise ServiceUnavailableError(
             SERVICE,
-            f"--backend slurm needs a running Slurm: {(probe.stderr or probe.stdout).strip() or 'no partition'}",
+            f"--backend slurm needs a running Slurm: {why}",
             "Start one with `eopack slurm up` (or set SLURM_CONF to your cluster's slurm.conf).",
         )
 
