@@ -111,23 +111,57 @@ def one_ours(data: Path, aoi: str, months: int) -> dict[str, Any]:
     return {"pixels": pixels, "dates": dates, **costmodel.summary(spans, tasks, wall)}
 
 
-def one_ndvi(data: Path, aoi: str, months: int) -> dict[str, Any]:
+def _timed_run(run: Any, job: Any, pattern: str) -> tuple[float, int]:
+    """Wall seconds of ``run(job, outdir)`` and the pixel count of its first output matching ``pattern``."""
+    import rasterio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        run(job, Path(tmp) / "out")
+        wall = time.perf_counter() - began
+        with rasterio.open(next((Path(tmp) / "out").glob(pattern))) as src:
+            return wall, src.width * src.height
+
+
+def one_ndvi(data: Path, aoi: str, months: int, masked_classes: str | None = None) -> dict[str, Any]:
+    """The ndvi package's tool; ``masked_classes=""`` leaves out the SCL (openEO's NDVI graph has none)."""
     import costmodel
 
     spans, tasks = costmodel.install("eopack_ndvi.core")
     from eopack_ndvi.core import NdviJob, run
 
     start, end = _dates(months)
-    job = NdviJob.from_args(aoi=aoi, start_date=start, end_date=end, resolution=10, input_catalog=data)
-    with tempfile.TemporaryDirectory() as tmp:
-        began = time.perf_counter()
-        run(job, Path(tmp) / "out")
-        wall = time.perf_counter() - began
-        tif = next((Path(tmp) / "out").glob("*/ndvi.tif"))
-        import rasterio
+    job = NdviJob.from_args(
+        aoi=aoi,
+        start_date=start,
+        end_date=end,
+        resolution=10,
+        input_catalog=data,
+        masked_classes=masked_classes,
+    )
+    wall, pixels = _timed_run(run, job, "*/ndvi.tif")
+    dates = len({i.datetime.date() for i in _items(data, aoi, months, None)})
+    return {"pixels": pixels, "dates": dates, **costmodel.summary(spans, tasks, wall)}
 
-        with rasterio.open(tif) as src:
-            pixels = src.width * src.height
+
+def one_openeo(data: Path, aoi: str, months: int) -> dict[str, Any]:
+    """The openeo-graph package's tool on its NDVI example graph (openEO's own NDVI: B04 and B08 at
+    their native 10 m, no SCL), over the same AOI and dates: the job ``ndvi-nomask`` computes."""
+    import costmodel
+
+    spans, tasks = costmodel.install("eopack_openeo_graph.core")
+    from eopack_openeo_graph.core import GraphJob, run
+
+    doc = json.loads((ROOT / "app-packages" / "openeo-graph" / "examples" / "ndvi.json").read_text())
+    load = doc["process_graph"]["loadcollection1"]["arguments"]
+    west, south, east, north = (float(v) for v in aoi.split(","))
+    load["spatial_extent"] = {"west": west, "south": south, "east": east, "north": north}
+    load["temporal_extent"] = list(_dates(months))
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = Path(tmp) / "ndvi.json"
+        graph.write_text(json.dumps(doc))
+        job = GraphJob.from_args(process_graph=graph, input_catalog=data)
+        wall, pixels = _timed_run(run, job, "openeo-*/*.tif")
     dates = len({i.datetime.date() for i in _items(data, aoi, months, None)})
     return {"pixels": pixels, "dates": dates, **costmodel.summary(spans, tasks, wall)}
 
@@ -189,6 +223,17 @@ def one_decode(data: Path, aoi: str, months: int, assets: Sequence[str] = (*IDS,
 NDVI_ASSETS = ("B04", "B08", "SCL")
 
 
+ONE: dict[str, Any] = {  # what one fresh process measures (``--one KIND``)
+    "ours": one_ours,
+    "ndvi": one_ndvi,
+    "ndvi-nomask": lambda d, a, m: one_ndvi(d, a, m, masked_classes=""),
+    "openeo": one_openeo,
+    "reference": one_reference,
+    "decode": one_decode,
+    "decode-ndvi": lambda d, a, m: one_decode(d, a, m, NDVI_ASSETS),
+}
+
+
 def _measure(kind: str, data: Path, aoi: str, months: int) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; return its result with its own peak RSS."""
     cmd = [
@@ -211,9 +256,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", default="1,3,6,12")
     parser.add_argument("--tile-size", type=int, default=2048)
-    parser.add_argument(
-        "--one", choices=["ours", "ndvi", "reference", "decode", "decode-ndvi"], help=argparse.SUPPRESS
-    )
+    parser.add_argument("--one", choices=sorted(ONE), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--aoi", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -221,13 +264,7 @@ def main() -> None:
         import logging
 
         logging.disable(logging.INFO)
-        fn = {
-            "ours": one_ours,
-            "ndvi": one_ndvi,
-            "reference": one_reference,
-            "decode": one_decode,
-            "decode-ndvi": lambda d, a, m: one_decode(d, a, m, NDVI_ASSETS),
-        }[args.one]
+        fn = ONE[args.one]
         result = fn(args.data, args.aoi, int(args.months))
         result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))

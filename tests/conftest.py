@@ -7,6 +7,7 @@ service's own ``up``, its ``down`` at the end, and the state dir kept for a post
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -119,6 +120,39 @@ def built_images() -> dict[str, images.BuildResult]:
     for result in results:
         print(f"\n{result.describe()}", file=sys.stderr)
     return {r.tag: r for r in results}
+
+
+def _bridge_gateway() -> str:
+    """The host's address on Docker's default bridge (IPAM's Gateway, else the bridge interface's)."""
+    import fcntl
+    import socket
+    import struct
+
+    fmt = '{{json .IPAM.Config}} {{index .Options "com.docker.network.bridge.name"}}'
+    proc = subprocess.run(
+        ["docker", "network", "inspect", "bridge", "--format", fmt],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    config, _, interface = proc.stdout.strip().rpartition(" ")
+    gateways = [c.get("Gateway") for c in json.loads(config) or [] if c.get("Gateway")]
+    if gateways:
+        return str(gateways[0])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # SIOCGIFADDR of e.g. docker0
+        packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", interface.encode()[:15]))
+    return socket.inet_ntoa(packed[20:24])
+
+
+@pytest.fixture(scope="session")
+def bridge_url(built_images: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test image server on Docker's bridge gateway: reachable from the host and from containers."""
+    from imageserver import ImageServer, make_images
+
+    folder = tmp_path_factory.mktemp("bridge-images")
+    make_images(folder)
+    with ImageServer(folder, host=_bridge_gateway()) as url:
+        yield url
 
 
 # ------------------------------------------------------------------ services

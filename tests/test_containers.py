@@ -23,7 +23,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,39 +156,6 @@ Njc4OWFiY2RlZg==
 
 
 # ------------------------------------------------------------------ with a daemon
-
-
-def _bridge_gateway() -> str:
-    """The host's address on Docker's default bridge (IPAM's Gateway, else the bridge interface's)."""
-    import fcntl
-    import socket
-    import struct
-
-    fmt = '{{json .IPAM.Config}} {{index .Options "com.docker.network.bridge.name"}}'
-    proc = subprocess.run(
-        ["docker", "network", "inspect", "bridge", "--format", fmt],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    config, _, interface = proc.stdout.strip().rpartition(" ")
-    gateways = [c.get("Gateway") for c in json.loads(config) or [] if c.get("Gateway")]
-    if gateways:
-        return str(gateways[0])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:  # SIOCGIFADDR of e.g. docker0
-        packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", interface.encode()[:15]))
-    return socket.inet_ntoa(packed[20:24])
-
-
-@pytest.fixture(scope="session")
-def bridge_url(built_images: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The test image server on Docker's bridge gateway: reachable from the host and from containers."""
-    from tests.support.imageserver import ImageServer, make_images
-
-    folder = tmp_path_factory.mktemp("bridge-images")
-    make_images(folder)
-    with ImageServer(folder, host=_bridge_gateway()) as url:
-        yield url
 
 
 def _job(app: str, tmp: Path, base_url: str) -> Path:

@@ -20,6 +20,7 @@ from gateway_checks import (
     STAGED,
     _env,
     api_job,
+    geozarr_by_url_is_refused_in_its_image,
     records,
     run_in_image_on_gateway,
 )
@@ -97,8 +98,16 @@ def test_geozarrs_staged_store_in_a_container_on_a_gateway_is_refused_before_any
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(errors) == 1 and "input 'input_zarr' is a local Directory" in errors[0], proc.stderr
-    assert "give it by URL or add --no-container" in errors[0]
+    assert errors[0].endswith("add --no-container.")
     assert set(records(dask_gateway)) == before
+
+
+def test_geozarr_by_url_in_a_container_on_a_gateway_is_refused_by_the_tool_before_any_cluster(
+    eopack: Eopack, dask_gateway: Gateway, built_images: object, tmp_path: Path
+) -> None:
+    """By URL the workers could read the product, but they also write the output store, a folder of
+    the tool's container: the tool refuses in one line, where it used to fail late in a task."""
+    geozarr_by_url_is_refused_in_its_image(eopack, dask_gateway, tmp_path)
 
 
 def test_the_rule_refuses_directories_only_in_a_container_on_a_gateway() -> None:
@@ -125,7 +134,7 @@ def test_the_rule_refuses_directories_only_in_a_container_on_a_gateway() -> None
         check_gateway_inputs(pkg, twice, True, "http://127.0.0.1:8795", shared=True)
     # geozarr's Zarr store is opened at one path by the client and the workers: never mapped
     zarr = {"input_zarr": {"class": "Directory", "location": "/data/product.zarr"}}
-    with pytest.raises(GatewayInputsError, match="input 'input_zarr'.*give it by URL or add --no-container"):
+    with pytest.raises(GatewayInputsError, match="input 'input_zarr'.*; add --no-container"):
         check_gateway_inputs(find_package("geozarr", ROOT), zarr, True, "http://127.0.0.1:8795", shared=True)
 
 

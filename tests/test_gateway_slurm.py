@@ -28,6 +28,7 @@ from gateway_checks import (
     api_job,
     assert_same_rasters,
     clusters,
+    geozarr_by_url_is_refused_in_its_image,
     new_record,
     records,
     run_in_image_on_gateway,
@@ -191,6 +192,14 @@ def test_a_staged_catalog_in_its_image_on_the_slurm_gateway_gives_the_local_pixe
     )
     assert "handed to the Dask workers as" in log
     assert wait_no_job() == []
+
+
+def test_geozarr_by_url_in_its_image_on_the_slurm_gateway_is_refused_and_submits_no_job(
+    eopack: Eopack, slurm_gateway: Gateway, built_images: object, tmp_path: Path
+) -> None:
+    """geozarr's workers would write its store into the tool's container: one line, no Slurm job."""
+    geozarr_by_url_is_refused_in_its_image(eopack, slurm_gateway, tmp_path)
+    assert gateway_jobs() == []
 
 
 def test_a_server_killed_with_sigkill_leaves_no_job_after_down(

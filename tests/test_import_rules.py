@@ -125,3 +125,20 @@ def test_the_rules_see_function_local_and_relative_imports() -> None:
     code = "def f():\n    from ..services import wes\n    import click\n"
     found = _imports_of(code, "eopack.runners.probe", is_package=False)
     assert {"eopack.services", "eopack.services.wes", "click"} <= found
+
+
+def test_a_run_that_prints_only_notices_to_a_pipe_never_imports_rich() -> None:
+    """`make bench` counts eopack's own start-up (issue 22 item 6): rich is imported on first use only.
+    A notice on a pipe is the plain line, unchanged, brackets included (it is never read as markup)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, eopack.commands, eopack.runners.cwltool\n"
+        "from eopack.console import notice\n"
+        "notice('results in /tmp/[run]')\n"
+        "print(sorted(m for m in sys.modules if m == 'rich' or m.startswith('rich.')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout
+    assert proc.stderr == "eopack: results in /tmp/[run]\n"

@@ -117,6 +117,15 @@ def test_unknown_runner_and_app_are_usage_errors(eopack: Eopack) -> None:
     assert proc.returncode == 2 and "No application package 'nope'" in proc.stderr
 
 
+@pytest.mark.parametrize("url", ["-q", "127.0.0.1:8795", "gateway://127.0.0.1:8796"])
+def test_a_gateway_url_that_is_no_url_is_a_usage_error(eopack: Eopack, url: str, tmp_path: Path) -> None:
+    """`--dask-gateway-url -q` (a forgotten value) used to end in a traceback deep in the runner."""
+    proc = eopack("run", "ndvi", "--dask-gateway-url", url, "--outdir", str(tmp_path / "run"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"{url!r} is not the http(s):// URL of a Dask Gateway" in proc.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_list_shows_version_label_and_tested_runners(eopack: Eopack) -> None:
     proc = eopack("list", env={"COLUMNS": "200"})
     row = next(line for line in proc.stdout.splitlines() if "convert-url" in line)

@@ -5,10 +5,11 @@ forward are derived from that path, and slurmctld/slurmd listen inside their nam
 coexists with the single-node Slurm other suites use. Everything is asserted from Slurm's own
 records: the job completion log (``jobcomp/filetxt``: one line per job end, with its node list).
 
-Kept lean: one workload (every package that reads staged data, all at once, one node killed under
-them) compared with the session's shared cwltool references (conftest ``cwltool_reference``).
-convert-url is left out: its input is a URL on the host's loopback (the tests' image server), which
-no node namespace reaches, as a real cluster's nodes would not reach a login node's loopback.
+Kept lean: one workload (every package, all at once, one node killed under them) compared with the
+session's shared cwltool references (conftest ``cwltool_reference``). convert-url fetches its image
+from the test image server on Docker's bridge address (conftest ``bridge_url``), which the tool's
+container reaches from any node, as compute nodes reach a site's web server; not from the host's
+loopback, which no node reaches. Its reference is a cwltool run of that same job.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ pytestmark = [
     ),
 ]
 
-# Every application package but convert-url (see above), each in its image, on toil-slurm.
-APPS = [p for p in list_packages() if staging_role(p.doc) is None and p.name != "convert-url"]
+# Every application package, each in its image, on toil-slurm.
+APPS = [p for p in list_packages() if staging_role(p.doc) is None]
 
 
 def jobcomp(base: Path) -> list[dict[str, str]]:
@@ -69,9 +70,30 @@ def env(cluster: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def references(cwltool_reference: Callable[[str], Path]) -> dict[str, Path]:
-    """The session's cwltool --no-container run of each app (shared with the contract and WES suites)."""
-    return {p.name: cwltool_reference(p.name) for p in APPS}
+def jobs(bridge_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    """The job argument of each run: the default job, but convert-url's image on the bridge server."""
+    job = tmp_path_factory.mktemp("convert-url") / "job.yml"
+    job.write_text(f"fn: resize\nurl: {bridge_url}/sample-rgb.png\nsize: 50%\n")
+    return {p.name: [str(job)] if p.name == "convert-url" else [] for p in APPS}
+
+
+@pytest.fixture(scope="module")
+def references(
+    eopack: Eopack,
+    cwltool_reference: Callable[[str], Path],
+    jobs: dict[str, list[str]],
+    env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Path]:
+    """The session's cwltool --no-container run of each app (shared with the contract and WES suites);
+    convert-url's is a cwltool run of the bridge job, so even its STAC (the source URL) must match."""
+    made = {p.name: cwltool_reference(p.name) for p in APPS if not jobs[p.name]}
+    for app in (a for a, job in jobs.items() if job):
+        out = tmp_path_factory.mktemp(f"{app}-reference") / "out"
+        proc = eopack("run", app, *jobs[app], "--no-container", "--outdir", str(out), "-q", env=env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        made[app] = out
+    return made
 
 
 def test_nodes_are_namespaces_with_their_own_addresses(cluster: Path, env: dict[str, str]) -> None:
@@ -100,7 +122,12 @@ def test_nodes_are_namespaces_with_their_own_addresses(cluster: Path, env: dict[
 
 
 def test_every_package_spreads_over_nodes_and_survives_a_node_killed_mid_run(
-    eopack: Eopack, cluster: Path, env: dict[str, str], references: dict[str, Path], tmp_path: Path
+    eopack: Eopack,
+    cluster: Path,
+    env: dict[str, str],
+    jobs: dict[str, list[str]],
+    references: dict[str, Path],
+    tmp_path: Path,
 ) -> None:
     """Every package at once (one CPU per node, so one job per node at a time); the node running the
     first tool job crashes: Slurm marks it DOWN and the job NODE_FAIL, the tool runs again on a live
@@ -108,7 +135,7 @@ def test_every_package_spreads_over_nodes_and_survives_a_node_killed_mid_run(
     before = len(jobcomp(cluster))
     outs = {p.name: tmp_path / p.name for p in APPS}
     runs = {
-        app: eopack.popen("run", app, "--runner", "toil-slurm", "--outdir", str(o), "-q", env=env)
+        app: eopack.popen("run", app, *jobs[app], "--runner", "toil-slurm", "--outdir", str(o), "-q", env=env)
         for app, o in outs.items()
     }
     squeue = ["squeue", "-h", "-t", "R", "-o", "%i %N"]

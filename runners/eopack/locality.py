@@ -47,7 +47,9 @@ __all__ = [
 WORKER_READ = frozenset({"Directory"})  # input classes the Dask workers open themselves
 # Worker-read inputs whose paths the tool maps for its workers: the staged STAC catalog, which
 # eo-common's select_items reads for every package. A Zarr store (geozarr's input_zarr) is opened by
-# xarray on the client and its chunks by path on the workers, one path for both: not mappable.
+# xarray on the client and its chunks by path on the workers, one path for both: not mappable. (By
+# URL it gets no further in a container on a gateway: its workers write the output store, which the
+# tool refuses itself, eo-common's check_workers_write.)
 MAPPED_INPUTS = frozenset({"input_catalog"})
 SHARED_FS_ENV = "EOPACK_SHARED_FS"  # 1: the gateway's workers see this machine's paths; 0: they do not
 WORKER_PATHS_ENV = "EOPACK_WORKER_PATHS"  # to the tool: host folders of its worker-read inputs (JSON)
@@ -97,7 +99,7 @@ def check_gateway_inputs(
         raise GatewayInputsError(
             package.name, *unmapped,
             why="that the tool opens at one path on the client and on the workers, so its container path "
-            "cannot be handed to the gateway's workers; give it by URL or add --no-container",
+            "cannot be handed to the gateway's workers; add --no-container",
         )  # fmt: skip
     folders = [str(Path(where.removeprefix("file://")).resolve()) for _, _, where in found]
     names = [Path(f).name for f in folders]

@@ -177,3 +177,25 @@ def run_in_image_on_gateway(
     assert_same_rasters(run_dir, reference)
     assert wait_no_cluster(gw) == []
     return log
+
+
+def geozarr_by_url_is_refused_in_its_image(eopack: Eopack, gw: Gateway, tmp_path: Path) -> None:
+    """geozarr by URL, in its image, on ``gw``: its workers would write the output store, a folder of
+    the tool's container, so the tool refuses in one line (exit 2) before it reads the product or
+    creates a cluster (eo-common's check_workers_write); no record, no output left as a result."""
+    from imageserver import ImageServer
+
+    job = tmp_path / "job.yml"
+    before = set(records(gw))
+    with ImageServer(ROOT / "data" / "sample-eopf") as base:
+        job.write_text(f"zarr_url: {base}/sample-eopf.zarr\ngroups: measurements/reflectance/r10m\n")
+        proc = eopack("run", "geozarr", str(job), "--outdir", str(tmp_path / "run"), "-q",
+                      "--dask-gateway-url", gw.url, env=_env(gw))  # fmt: skip
+    assert proc.returncode != 0, proc.stderr[-2000:]
+    said = [line for line in proc.stderr.splitlines() if "the Dask workers write the output" in line]
+    assert said, proc.stderr[-3000:]
+    assert "--no-container" in said[0] and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "converting on" not in proc.stderr and "product tree" not in proc.stderr  # nothing read
+    assert set(records(gw)) == before  # no cluster was ever created
+    run_dir = tmp_path / "run"
+    assert not run_dir.exists() or not any(run_dir.rglob("*.zarr")), sorted(run_dir.rglob("*"))

@@ -62,6 +62,22 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+def _gateway_url(value: str | None) -> str | None:
+    """The gateway URL as given, if it is one: an http(s) URL with a host (else exit 2, one line)."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise click.BadParameter(
+            f"{value!r} is not the http(s):// URL of a Dask Gateway, e.g. http://127.0.0.1:8795 "
+            "(`eopack gateway up` prints it)",
+            param_hint="'--dask-gateway-url'",
+        )
+    return value
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="eopack")
 def cli() -> None:
@@ -125,7 +141,12 @@ def validate(targets: tuple[str, ...], no_cwltool: bool) -> None:
     help="Container engine for cwltool and toil runners: docker, podman (images from "
     "`eopack images export`) or singularity (Apptainer .sif files in the same cache).",
 )
-@click.option("--dask-gateway-url", metavar="URL", help="Create the package's Dask cluster on this gateway.")
+@click.option(
+    "--dask-gateway-url",
+    metavar="URL",
+    callback=lambda ctx, param, value: _gateway_url(value),
+    help="Create the package's Dask cluster on this gateway.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo the runner's log (it is still kept).")
 @click.option(
     "--print-command",

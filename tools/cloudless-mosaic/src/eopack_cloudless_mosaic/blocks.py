@@ -34,9 +34,11 @@ GDAL_ENV = {
     "GDAL_HTTP_MULTIPLEX": "YES",
     "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff",
 }
-# Every source tile is decoded once, so GDAL's block cache (5 % of RAM by default) only grows with
-# the time range; a small fixed cache keeps peak memory flat. Process-wide, so set once here.
-set_gdal_config("GDAL_CACHEMAX", 64 * 1024**2)
+# Every source tile is decoded once (blocks are aligned to the sources' tiles), so GDAL's block cache
+# (5 % of RAM by default) only holds tiles nobody reads again: a small fixed cache keeps peak memory
+# flat (64 MiB cost 40-90 MiB more peak RSS over 12 months than 8 MiB, in the same time).
+# Process-wide, so set once here.
+set_gdal_config("GDAL_CACHEMAX", 8 * 1024**2)
 FILL = np.uint16(65535)  # sorts after every valid DN
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from eopack_eo_common.cli import add_output_arguments, add_source_arguments, run_main, setup_logging
 
-from .core import DEFAULT_BANDS, MosaicJob, run
+from .core import BLOCK_SIZE, DEFAULT_BANDS, MosaicJob, run
 
 __all__ = ["main"]
 
@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--masked-classes", help='SCL classes to mask (default 0,1,3,8,9,10; "" for no mask, no SCL needed)'
     )
-    parser.add_argument("--block-size", type=int, default=1024, help="pixels per block side (default 1024)")
+    parser.add_argument(
+        "--block-size", type=int, default=BLOCK_SIZE, help=f"pixels per block side (default {BLOCK_SIZE})"
+    )
     add_output_arguments(parser)
     return parser
 

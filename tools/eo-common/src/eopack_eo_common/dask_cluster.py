@@ -12,6 +12,11 @@ Order, exactly:
    use (cgroup limits inside a container).
 
 A gateway that was asked for but cannot be reached is an error, never a silent local fallback.
+
+A tool whose workers *write* its outputs (geozarr's Zarr store: every chunk is written by the task
+that computes it) calls ``check_workers_write`` first. In a container (Docker's ``/.dockerenv``,
+Podman's ``/run/.containerenv``) the folder is a container path that no gateway worker can write,
+whatever filesystem the workers share: such a run is refused in one line before any cluster exists.
 """
 
 from __future__ import annotations
@@ -33,8 +38,10 @@ from .errors import ToolError, ToolInputError
 
 __all__ = [
     "GatewaySpec",
+    "check_workers_write",
     "dask_client",
     "gateway_spec_from_env",
+    "in_container",
     "local_limits",
     "parse_memory",
     "performance_report",
@@ -356,6 +363,27 @@ def _shutdown_cluster(cluster: Any) -> None:
     """Shut the cluster down; its own Gateway object (a GatewayCluster makes one) is closed with it."""
     cluster.shutdown()
     _forget_loop(getattr(cluster, "gateway", None))
+
+
+CONTAINER_MARKS = (Path("/.dockerenv"), Path("/run/.containerenv"))  # Docker's, Podman's
+
+
+def in_container() -> bool:
+    """Whether this process runs in a Docker or Podman container (its paths are not the host's)."""
+    return any(mark.exists() for mark in CONTAINER_MARKS)
+
+
+def check_workers_write(folder: Path, env: Mapping[str, str]) -> None:
+    """Refuse (exit 2) a gateway run whose workers would write ``folder`` from outside this container;
+    a tool whose workers write its outputs calls it before it reads anything or starts a cluster."""
+    if not (env.get("DASK_CLUSTER") or env.get("DASK_GATEWAY_URL")) or not in_container():
+        return
+    raise ToolInputError(
+        f"the Dask workers write the output, into {Path(folder).resolve()} in this container, and a "
+        "gateway's workers cannot write into a container's folders: on a gateway, run the package without "
+        "its image (eopack run --no-container, on workers that share this machine's files), or run it in "
+        "its image without a gateway"
+    )
 
 
 @contextmanager

@@ -23,13 +23,14 @@ the job (``job``); this module runs them in order and re-exports the public name
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pystac
 import xarray as xr
 
-from eopack_eo_common.dask_cluster import dask_client, performance_report
+from eopack_eo_common.dask_cluster import check_workers_write, dask_client, performance_report
 from eopack_eo_common.output import staged_output
 from eopack_eo_common.stac import save_catalog
 
@@ -81,6 +82,8 @@ def _log_tree(tree: xr.DataTree) -> None:
 
 def run(job: GeozarrJob, outdir: Path, verbose: bool = False) -> Outcome:
     """Preflight, validate, convert, fix, verify and publish into ``outdir``; return what was written."""
+    # Every chunk of the store is written by the task that computes it, on the Dask workers.
+    check_workers_write(outdir, os.environ)
     if job.is_url:
         preflight(job.source)
     tree = open_tree(job.source)
