@@ -157,6 +157,8 @@ def _read(href: str, grid: Grid, block: tuple[int, int, int, int], dtype: str) -
         and float((dst.c - st.c) / st.a).is_integer()
         and float((dst.f - st.f) / st.e).is_integer()
     )
+    if not aligned and (k := _upsampling(src, epsg, grid, dst)):
+        return _read_upsampled(src, k, dst, rows, cols, dtype)
     if not aligned:
         with WarpedVRT(
             src,
@@ -176,6 +178,48 @@ def _read(href: str, grid: Grid, block: tuple[int, int, int, int], dtype: str) -
         out[r0 - row0 : r1 - row0, c0 - col0 : c1 - col0] = src.read(
             1, window=Window(c0, r0, c1 - c0, r1 - r0)
         )
+    return out
+
+
+def _upsampling(src: rasterio.io.DatasetReader, epsg: int | None, grid: Grid, dst: rasterio.Affine) -> int:
+    """k when ``src``'s pixels are k x k output pixels on the same lattice (a 20 m SCL on a 10 m grid),
+    else 0. Then nearest-neighbour resampling is a plain repeat: an output pixel's centre lies inside
+    exactly one source pixel, a quarter pixel or more from its edges."""
+    st = src.transform
+    if epsg != grid.epsg or st.b != 0 or st.d != 0 or dst.a <= 0 or dst.e >= 0:
+        return 0
+    if not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
+        return 0
+    k = round(st.a / dst.a)
+    if k < 2 or not (math.isclose(st.a, k * dst.a) and math.isclose(st.e, k * dst.e)):
+        return 0
+    col, row = (dst.c - st.c) / dst.a, (dst.f - st.f) / dst.e
+    return k if float(col).is_integer() and float(row).is_integer() else 0
+
+
+def _read_upsampled(
+    src: rasterio.io.DatasetReader, k: int, dst: rasterio.Affine, rows: int, cols: int, dtype: str
+) -> np.ndarray:
+    """The block read at the source's resolution and repeated k x k: what a nearest-neighbour
+    WarpedVRT gives on these grids (source nodata becomes 0, as the VRT's nodata), without the
+    warper's per-block set-up or its per-pixel transformations. Integer rasters only."""
+    out = np.zeros((rows, cols), dtype=dtype)
+    col, row = round((dst.c - src.transform.c) / dst.a), round((dst.f - src.transform.f) / dst.e)
+    # the output pixels the source covers, in block coordinates
+    j0, j1 = max(0, -col), min(cols, src.width * k - col)
+    i0, i1 = max(0, -row), min(rows, src.height * k - row)
+    if j1 <= j0 or i1 <= i0:
+        return out
+    c0, c1 = (col + j0) // k, (col + j1 - 1) // k + 1
+    r0, r1 = (row + i0) // k, (row + i1 - 1) // k + 1
+    coarse = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
+    nodata = src.nodatavals[0]
+    if nodata != 0:  # as GDAL's warper does: a valid 0 becomes 1, apart from the VRT's nodata 0
+        is_nodata = coarse == nodata if nodata is not None else False
+        coarse = np.where(is_nodata, 0, np.where(coarse == 0, 1, coarse)).astype(coarse.dtype)
+    fine = coarse.repeat(k, axis=0).repeat(k, axis=1)
+    top, left = row + i0 - r0 * k, col + j0 - c0 * k
+    out[i0:i1, j0:j1] = fine[top : top + i1 - i0, left : left + j1 - j0]
     return out
 
 
