@@ -50,10 +50,11 @@ COMMON = {v: k for k, v in BANDS.items()}  # B04 -> red
 
 # Pixels per block side (a multiple of the COGs' 256-pixel tiles). A month's blocks compute while the
 # previous month's COGs are written, so a block's working set is what makes peak memory step up from
-# one month to many. At 2048² and 10 m: 1024-pixel blocks (and a 64 MiB GDAL cache) peaked at 497 MiB
-# for 1 month and 679 MiB for 12 (1.37x); 512-pixel blocks (and 8 MiB, blocks.py) at 398 and 464 MiB
-# (1.17x), for about 5-10 % more time over 12 months and the same over 3.
-BLOCK_SIZE = 512
+# one month to many. Measured at 2048² and 10 m (1, 3, 12 months; peak RSS in MiB, wall in s):
+# 1024 px: 469, 568, 651 MiB (1.39x), 1.73 s at 3 months; 768 px: 417-434, 478-487, 496-528 MiB
+# (1.19-1.22x), 1.66-1.87 s (the same time within noise); 512 px: 375, 432, 469 MiB (1.25x: its
+# one-month peak falls more), about 8 % slower over 3 months (four times the tasks).
+BLOCK_SIZE = 768
 
 
 @dataclass(frozen=True)
