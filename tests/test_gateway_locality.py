@@ -120,8 +120,11 @@ def test_the_rule_refuses_directories_only_in_a_container_on_a_gateway() -> None
     graph = {"class": "File", "location": "/data/ndvi.json"}
     by_url = {"process_graph": graph, "stac_api": "http://127.0.0.1:8089"}
     staged = {"process_graph": graph, "input_catalog": {"class": "Directory", "location": "/data/sample"}}
-    check_gateway_inputs(pkg, by_url, True, "http://127.0.0.1:8795")  # no error
-    check_gateway_inputs(pkg, staged, False, "http://127.0.0.1:8795")  # host paths: workers open them
+    # no error; the tool is told its paths are a container's (geozarr refuses on that)
+    assert check_gateway_inputs(pkg, by_url, True, "http://127.0.0.1:8795") == {"EOPACK_CONTAINER_PATHS": "1"}
+    assert (
+        check_gateway_inputs(pkg, staged, False, "http://127.0.0.1:8795") == {}
+    )  # host paths: workers open them
     check_gateway_inputs(pkg, staged, True, None)  # a local Dask cluster runs in the container
     with pytest.raises(GatewayInputsError) as err:
         check_gateway_inputs(pkg, staged, True, "http://127.0.0.1:8795")

@@ -34,6 +34,7 @@ from .errors import GatewayInputsError
 from .package import Package
 
 __all__ = [
+    "CONTAINER_PATHS_ENV",
     "MAPPED_INPUTS",
     "SHARED_FS_ENV",
     "WORKER_PATHS_ENV",
@@ -53,6 +54,9 @@ WORKER_READ = frozenset({"Directory"})  # input classes the Dask workers open th
 MAPPED_INPUTS = frozenset({"input_catalog"})
 SHARED_FS_ENV = "EOPACK_SHARED_FS"  # 1: the gateway's workers see this machine's paths; 0: they do not
 WORKER_PATHS_ENV = "EOPACK_WORKER_PATHS"  # to the tool: host folders of its worker-read inputs (JSON)
+# To the tool: "1" when it runs in a container on a gateway, so its own paths (its output folder)
+# are not the workers' (eo-common's check_workers_write reads it).
+CONTAINER_PATHS_ENV = "EOPACK_CONTAINER_PATHS"
 
 
 def shared_filesystem(env: Mapping[str, str], own_gateway: bool) -> bool:
@@ -84,14 +88,15 @@ def check_gateway_inputs(
     gateway_url: str | None,
     shared: bool = False,
 ) -> dict[str, str]:
-    """What a containerised Dask run on a gateway needs so its workers reach its local inputs: the
-    tool's ``EOPACK_WORKER_PATHS`` on a shared filesystem (empty when nothing is to map); refused
-    (exit 2) when the workers cannot open them."""
+    """What a containerised Dask run on a gateway tells its tool: ``EOPACK_CONTAINER_PATHS=1`` and, on
+    a shared filesystem, ``EOPACK_WORKER_PATHS`` (when there is something to map); refused (exit 2)
+    when the workers cannot open its inputs. Empty for any other run."""
     if not (use_containers and gateway_url) or not any(find_hint(t) for t in package.tools):
         return {}
+    told = {CONTAINER_PATHS_ENV: "1"}  # so a tool whose workers write its outputs can refuse
     found = list(worker_inputs(job))
     if not found:
-        return {}
+        return told
     if not shared:
         raise GatewayInputsError(package.name, *found[0])
     unmapped = next((f for f in found if f[0] not in MAPPED_INPUTS), None)
@@ -110,4 +115,4 @@ def check_gateway_inputs(
             why=f"two worker-read inputs are folders named {twice[0]!r}, which the workers cannot tell apart; "
             "rename one",
         )  # fmt: skip
-    return {WORKER_PATHS_ENV: json.dumps(sorted(set(folders)))}
+    return told | {WORKER_PATHS_ENV: json.dumps(sorted(set(folders)))}

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from eopack_eo_common import dask_cluster
 from eopack_eo_common.dask_cluster import (
     check_workers_write,
     dask_client,
@@ -180,20 +179,16 @@ def test_existing_cluster_is_connected_not_shut_down() -> None:
 
 
 @pytest.mark.parametrize("on_gateway", [GATEWAY_ENV, {"DASK_CLUSTER": "ns.abc"}], ids=["new", "existing"])
-def test_workers_writing_a_containers_folder_are_refused(
-    tmp_path, monkeypatch: pytest.MonkeyPatch, on_gateway: dict[str, str]
-) -> None:
+def test_workers_writing_a_containers_folder_are_refused(tmp_path, on_gateway: dict[str, str]) -> None:
     """geozarr's workers write its store: from a container a gateway's workers cannot."""
-    mark = tmp_path / ".dockerenv"
-    monkeypatch.setattr(dask_cluster, "CONTAINER_MARKS", (mark,))
+    told = {"EOPACK_CONTAINER_PATHS": "1"}
     check_workers_write(tmp_path / "out", on_gateway)  # not in a container: the workers see its paths
-    mark.touch()
-    check_workers_write(tmp_path / "out", {})  # a local cluster runs in the container itself
+    check_workers_write(tmp_path / "out", told)  # a local cluster runs in the container itself
     with pytest.raises(
         ToolInputError,
         match=r"the Dask workers write the output, into /.*/out in this container.*--no-container",
     ) as err:
-        check_workers_write(tmp_path / "out", on_gateway)
+        check_workers_write(tmp_path / "out", on_gateway | told)
     assert err.value.exit_code == 2 and "\n" not in str(err.value)
 
 

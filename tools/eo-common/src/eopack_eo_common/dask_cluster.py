@@ -14,8 +14,8 @@ Order, exactly:
 A gateway that was asked for but cannot be reached is an error, never a silent local fallback.
 
 A tool whose workers *write* its outputs (geozarr's Zarr store: every chunk is written by the task
-that computes it) calls ``check_workers_write`` first. In a container (Docker's ``/.dockerenv``,
-Podman's ``/run/.containerenv``) the folder is a container path that no gateway worker can write,
+that computes it) calls ``check_workers_write`` first. In a container (the runner sets
+``EOPACK_CONTAINER_PATHS=1``) the folder is a container path that no gateway worker can write,
 whatever filesystem the workers share: such a run is refused in one line before any cluster exists.
 """
 
@@ -41,7 +41,6 @@ __all__ = [
     "check_workers_write",
     "dask_client",
     "gateway_spec_from_env",
-    "in_container",
     "local_limits",
     "parse_memory",
     "performance_report",
@@ -365,18 +364,18 @@ def _shutdown_cluster(cluster: Any) -> None:
     _forget_loop(getattr(cluster, "gateway", None))
 
 
-CONTAINER_MARKS = (Path("/.dockerenv"), Path("/run/.containerenv"))  # Docker's, Podman's
-
-
-def in_container() -> bool:
-    """Whether this process runs in a Docker or Podman container (its paths are not the host's)."""
-    return any(mark.exists() for mark in CONTAINER_MARKS)
+CONTAINER_PATHS_ENV = "EOPACK_CONTAINER_PATHS"  # "1": this tool's paths are not its workers' paths
 
 
 def check_workers_write(folder: Path, env: Mapping[str, str]) -> None:
     """Refuse (exit 2) a gateway run whose workers would write ``folder`` from outside this container;
-    a tool whose workers write its outputs calls it before it reads anything or starts a cluster."""
-    if not (env.get("DASK_CLUSTER") or env.get("DASK_GATEWAY_URL")) or not in_container():
+    a tool whose workers write its outputs calls it before it reads anything or starts a cluster.
+
+    The runner says the tool is in a container (``EOPACK_CONTAINER_PATHS=1``, eopack's runners on a
+    gateway): a marker file would not do, since the machine running the tools may itself be a
+    container (``/.dockerenv``) whose paths the workers share."""
+    on_gateway = env.get("DASK_CLUSTER") or env.get("DASK_GATEWAY_URL")
+    if not on_gateway or env.get(CONTAINER_PATHS_ENV) != "1":
         return
     raise ToolInputError(
         f"the Dask workers write the output, into {Path(folder).resolve()} in this container, and a "
