@@ -98,15 +98,7 @@ def one_ours(data: Path, aoi: str, months: int) -> dict[str, Any]:
     job = MosaicJob.from_args(
         aoi=aoi, start_date=start, end_date=end, bands=BANDS, resolution=10, input_catalog=data
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        began = time.perf_counter()
-        run(job, Path(tmp) / "out")
-        wall = time.perf_counter() - began
-        tif = next((Path(tmp) / "out").glob("monthly-mosaic-*/red.tif"))
-        import rasterio
-
-        with rasterio.open(tif) as src:
-            pixels = src.width * src.height
+    wall, pixels = _timed_run(run, job, "monthly-mosaic-*/red.tif")
     dates = len({i.datetime.date() for i in _items(data, aoi, months, None)})
     return {"pixels": pixels, "dates": dates, **costmodel.summary(spans, tasks, wall)}
 

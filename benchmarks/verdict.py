@@ -31,9 +31,9 @@ LEVERS = {
     "are outputs the default keeps, so their encode cost stays in the figure",
     "mosaic_reference": "what closes it: the marginal cost above, and the fixed start-up (imports, "
     "cluster, search) that weighs most on short periods",
-    "mosaic_memory": "what closes it: a smaller working set per block task (the tool's BLOCK_SIZE: 512 "
-    "768 pixels peaked 1.19-1.22x where 1024 peaked 1.39x) and a small GDAL block cache; the next month's blocks "
-    "compute while this month's COGs are written, and the allocator keeps what the first month freed",
+    "mosaic_memory": "what closes it: a smaller working set per block task (the tool's BLOCK_SIZE: 768 "
+    "pixels peaked 1.19-1.22x where 1024 peaked 1.39x) and a small GDAL block cache; the next month's "
+    "blocks compute while this month's COGs are written, and the allocator keeps what the first month freed",
     "runner_overhead": "what closes it: less work in eopack's own process before and after the engine "
     "(imports, the run copy, collecting outputs); the engine's own run is the same command",
     "geozarr": "what closes it: a shorter fixed start-up (imports, opening the tree with chunks); "

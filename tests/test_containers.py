@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobs import job_for
 
 from eopack import images, release
 from eopack.errors import EopackError, PackageInvalidError
@@ -156,16 +157,6 @@ Njc4OWFiY2RlZg==
 
 
 # ------------------------------------------------------------------ with a daemon
-
-
-def _job(app: str, tmp: Path, base_url: str) -> Path:
-    """The package's default job, with a reachable server where it needs one."""
-    pkg = find_package(app, ROOT)
-    if app != "convert-url":
-        return pkg.default_job
-    job = tmp / "job.yml"
-    job.write_text(f"fn: resize\nurl: {base_url}/sample-rgb.png\nsize: 50%\n")
-    return job
 
 
 def _env() -> dict[str, str]:
@@ -317,7 +308,7 @@ def test_package_runs_in_its_container(
     app: str, built_images: object, bridge_url: str, tmp_path: Path
 ) -> None:
     pkg = find_package(app, ROOT)
-    job = _job(app, tmp_path, bridge_url)
+    job = job_for(find_package(app, ROOT), tmp_path, bridge_url)
     reference = _eopack_run(app, job, tmp_path / "host", "--no-container")
     in_container = _eopack_run(app, job, tmp_path / "container")
     meta = tmp_path / "container" / ".eopack"
@@ -403,7 +394,7 @@ def test_release_pins_digests_from_a_local_registry(
         ["docker", "rmi", f"{reg.address}/eopack/convert-url:1.0.0"], capture_output=True, check=False
     )
     assert not docker.image_exists(pulls[0])
-    job = _job("convert-url", tmp_path, bridge_url)
+    job = job_for(find_package("convert-url", ROOT), tmp_path, bridge_url)
     out = _cwltool(f"{packed}#convert-url", job, tmp_path / "packed-run")
     reference = _eopack_run("convert-url", job, tmp_path / "host", "--no-container")
     assert assert_same_results(reference, out) == 1

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from jobs import job_for
 from outputs import assert_same_outputs
 
 from eopack.package import list_packages, staging_role
@@ -70,29 +71,31 @@ def env(cluster: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def jobs(bridge_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    """The job argument of each run: the default job, but convert-url's image on the bridge server."""
-    job = tmp_path_factory.mktemp("convert-url") / "job.yml"
-    job.write_text(f"fn: resize\nurl: {bridge_url}/sample-rgb.png\nsize: 50%\n")
-    return {p.name: [str(job)] if p.name == "convert-url" else [] for p in APPS}
+def jobs(bridge_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each package's test job (tests/support/jobs.py), convert-url's image on the bridge server."""
+    folder = tmp_path_factory.mktemp("jobs")
+    return {p.name: job_for(p, folder, bridge_url) for p in APPS}
 
 
 @pytest.fixture(scope="module")
 def references(
     eopack: Eopack,
     cwltool_reference: Callable[[str], Path],
-    jobs: dict[str, list[str]],
+    jobs: dict[str, Path],
     env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, Path]:
     """The session's cwltool --no-container run of each app (shared with the contract and WES suites);
     convert-url's is a cwltool run of the bridge job, so even its STAC (the source URL) must match."""
-    made = {p.name: cwltool_reference(p.name) for p in APPS if not jobs[p.name]}
-    for app in (a for a, job in jobs.items() if job):
-        out = tmp_path_factory.mktemp(f"{app}-reference") / "out"
-        proc = eopack("run", app, *jobs[app], "--no-container", "--outdir", str(out), "-q", env=env)
+    made = {}
+    for p in APPS:
+        if jobs[p.name] == p.default_job:
+            made[p.name] = cwltool_reference(p.name)
+            continue
+        out = tmp_path_factory.mktemp(f"{p.name}-reference") / "out"
+        proc = eopack("run", p.name, str(jobs[p.name]), "--no-container", "--outdir", str(out), "-q", env=env)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        made[app] = out
+        made[p.name] = out
     return made
 
 
@@ -125,7 +128,7 @@ def test_every_package_spreads_over_nodes_and_survives_a_node_killed_mid_run(
     eopack: Eopack,
     cluster: Path,
     env: dict[str, str],
-    jobs: dict[str, list[str]],
+    jobs: dict[str, Path],
     references: dict[str, Path],
     tmp_path: Path,
 ) -> None:
@@ -135,7 +138,9 @@ def test_every_package_spreads_over_nodes_and_survives_a_node_killed_mid_run(
     before = len(jobcomp(cluster))
     outs = {p.name: tmp_path / p.name for p in APPS}
     runs = {
-        app: eopack.popen("run", app, *jobs[app], "--runner", "toil-slurm", "--outdir", str(o), "-q", env=env)
+        app: eopack.popen(
+            "run", app, str(jobs[app]), "--runner", "toil-slurm", "--outdir", str(o), "-q", env=env
+        )
         for app, o in outs.items()
     }
     squeue = ["squeue", "-h", "-t", "R", "-o", "%i %N"]

@@ -62,7 +62,7 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-def _gateway_url(value: str | None) -> str | None:
+def _gateway_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """The gateway URL as given, if it is one: an http(s) URL with a host (else exit 2, one line)."""
     from urllib.parse import urlsplit
 
@@ -144,7 +144,7 @@ def validate(targets: tuple[str, ...], no_cwltool: bool) -> None:
 @click.option(
     "--dask-gateway-url",
     metavar="URL",
-    callback=lambda ctx, param, value: _gateway_url(value),
+    callback=_gateway_url,
     help="Create the package's Dask cluster on this gateway.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Do not echo the runner's log (it is still kept).")
